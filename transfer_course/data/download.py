@@ -1,0 +1,124 @@
+"""Downloads that verify a sha256 on every cache hit and after every download.
+
+``fetch(url, sha256)`` returns a path in the course cache. A cached file whose hash is wrong
+(a broken earlier download, a disk error) is detected, removed and fetched again. When the
+network is unavailable, or ``$TRANSFER_COURSE_OFFLINE=1``, the error names the file, where to get
+it and exactly where to put it, so a user can copy it in by hand.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from ..errors import ChecksumError, DownloadError
+from ..paths import OFFLINE_ENV_VAR, cache_dir, is_offline
+
+__all__ = ["fetch", "sha256_of", "extract", "DEFAULT_TIMEOUT"]
+
+DEFAULT_TIMEOUT = 30.0
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manual_fix(url: str, target: Path, sha256: str) -> str:
+    return (
+        f"Download {url} on a machine with internet access and copy it to\n    {target}\n"
+        f"(expected sha256 {sha256}). The course checks the file and uses it from there."
+    )
+
+
+def fetch(
+    url: str,
+    sha256: str,
+    filename: str | None = None,
+    subdir: str = "downloads",
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = True,
+) -> Path:
+    """Return the cached, verified file for ``url``, downloading it when needed.
+
+    Args:
+        url: ``http(s)://`` or ``file://`` address.
+        sha256: expected hex digest; checked on a cache hit and after a download.
+        filename: name in the cache (default: last part of the URL).
+        subdir: folder under the cache home (``$TRANSFER_COURSE_HOME``).
+        timeout: seconds to wait for the server before giving up.
+        progress: show a tqdm progress bar.
+    """
+    if len(sha256) != 64:
+        raise ValueError(f"sha256 must be 64 hex characters; received {sha256!r}.")
+    sha256 = sha256.lower()
+    target = cache_dir(subdir) / (filename or url.rstrip("/").rsplit("/", 1)[-1])
+    if target.exists():
+        actual = sha256_of(target)
+        if actual == sha256:
+            return target
+        print(f"Cached file {target} is corrupted (sha256 {actual[:12]}…, expected {sha256[:12]}…); downloading it again.")
+        target.unlink()
+    if is_offline():
+        raise DownloadError(f"{target.name} is not in the cache and ${OFFLINE_ENV_VAR} forbids downloads.\n" + _manual_fix(url, target, sha256))
+    partial = target.with_name(target.name + ".part")
+    try:
+        _stream(url, partial, timeout, progress)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"Could not download {url} ({reason}).\n" + _manual_fix(url, target, sha256)) from exc
+    actual = sha256_of(partial)
+    if actual != sha256:
+        partial.unlink(missing_ok=True)
+        raise ChecksumError(
+            f"Downloaded {url} but its sha256 is {actual}, expected {sha256}. The file was deleted; "
+            "try again, and if it persists the server's file has changed."
+        )
+    os.replace(partial, target)
+    return target
+
+
+def _stream(url: str, dest: Path, timeout: float, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    request = urllib.request.Request(url, headers={"User-Agent": "transfer-course"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name[:-5], disable=not progress, leave=False) as bar:
+            for block in iter(lambda: response.read(_CHUNK), b""):
+                out.write(block)
+                bar.update(len(block))
+
+
+def extract(archive: str | Path, dest: str | Path | None = None) -> Path:
+    """Unpack a ``.zip``/``.tar(.gz)``/``.tgz`` next to itself (or into ``dest``) once; return the folder."""
+    archive = Path(archive)
+    dest = Path(dest) if dest else archive.with_name(archive.name.split(".")[0])
+    done = dest / ".extracted"
+    if done.exists():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            tf.extractall(tmp, filter="data")
+    else:
+        raise ValueError(f"{archive} is neither a zip nor a tar archive.")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    done.touch()
+    return dest

