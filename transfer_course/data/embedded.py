@@ -52,14 +52,23 @@ def sample_photos(names=None) -> dict[str, np.ndarray]:
 
 
 def _random_crop(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random square crop, rotated up to 30 degrees, flipped half the time, with brightness and
+    contrast changed by up to 40% and one crop in five turned gray: the nuisance changes that good
+    features ignore and raw pixels do not."""
     from PIL import Image
 
     h, w = image.shape[:2]
     side = int(min(h, w) * rng.uniform(0.35, 0.9))
     top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-    crop = Image.fromarray(image[top:top + side, left:left + side]).resize((size, size), Image.BILINEAR)
-    out = np.asarray(crop)
-    return out[:, ::-1] if rng.random() < 0.5 else out
+    crop = Image.fromarray(image[top:top + side, left:left + side])
+    crop = crop.rotate(rng.uniform(-30, 30), resample=Image.BILINEAR, expand=False)
+    out = np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.float32)
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    if rng.random() < 0.2:
+        out = np.repeat(out.mean(-1, keepdims=True), 3, axis=-1)
+    out = (out - out.mean()) * rng.uniform(0.6, 1.4) + out.mean() * rng.uniform(0.6, 1.4)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: str | Path | None = None,

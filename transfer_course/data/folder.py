@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DatasetError, ImageDecodeError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "scan_image_folder", "load_image", "to_rgb"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "scan_image_folder", "load_image", "load_split", "to_rgb"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -108,3 +108,16 @@ def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> n
         wh = (size, size) if isinstance(size, int) else (size[1], size[0])
         image = image.resize(wh, Image.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+def load_split(root: str | Path, split: str = "train", size: int | None = None, class_names=None):
+    """All images of ``root/split`` in memory: ``(images (N, H, W, 3) uint8, labels (N,), class_names)``.
+
+    Fine for the small datasets of the lessons; use a framework loader for large ones.
+    """
+    folder = scan_image_folder(root, split, class_names)
+    images = [load_image(p, size) for p in folder.paths]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DatasetError(f"Images in {root}/{split} have different sizes {sorted(shapes)[:3]}…; pass size= to resize them.")
+    return np.stack(images), folder.labels, folder.class_names

@@ -1,5 +1,18 @@
 """The TensorFlow/Keras side of the course. Importing it never imports PyTorch."""
-from .data import image_folder_loader
+import os
+
+# Keras 3 can run on several backends; this side of the course is TensorFlow's. Quieten TensorFlow's
+# C++ start-up chatter unless the user asked for it.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(f"transfer_course.tensorflow needs Keras' TensorFlow backend, but KERAS_BACKEND={keras.backend.backend()!r}. "
+                      "Unset KERAS_BACKEND or set it to 'tensorflow' before importing Keras.")
+
+from .data import image_folder_loader  # noqa: E402
 from .device import configure_gpus, describe_devices, get_device, get_strategy, resolve_precision, seed_everything
 from .models import (
     TransferModel, available_models, classify_images, count_parameters, create_model, extract_features,

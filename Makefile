@@ -1,0 +1,51 @@
+# Two commands (see README): `make lab` opens the course, `make test` runs every test.
+# Both create .venv and install the course into it the first time.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Which TensorFlow wheel: CPU-only on Linux without an NVIDIA GPU, with CUDA on Linux with one, plain elsewhere.
+ifeq ($(shell uname -s),Linux)
+TF_EXTRA ?= $(if $(shell command -v nvidia-smi 2>/dev/null),tensorflow-gpu,tensorflow-cpu)
+else
+TF_EXTRA ?= tensorflow
+endif
+EXTRAS ?= torch,$(TF_EXTRA),lab,dev
+NOTEBOOK_WORKERS ?= 2
+
+.PHONY: lab test test-unit test-notebooks install lessons doctor clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is required; found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/jupyter lab --notebook-dir=lessons
+
+# PyTorch and TensorFlow tests run in separate processes: importing torchvision after tensorflow
+# in one process can crash, and each side must work without the other anyway.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/torch --ignore=tests/tensorflow
+	$(PY) -m pytest tests/torch
+	$(PY) -m pytest tests/tensorflow
+
+test-notebooks: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 TRANSFER_COURSE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-current-env \
+		-n $(NOTEBOOK_WORKERS) --dist loadscope lessons solutions
+
+test: test-unit test-notebooks
+
+lessons: $(STAMP)
+	$(VENV)/bin/transfer-course build-lessons
+
+doctor: $(STAMP)
+	$(VENV)/bin/transfer-course doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache
