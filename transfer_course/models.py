@@ -66,7 +66,7 @@ MODEL_SPECS = {
         "mobilenet_v2": _spec("mobilenet_v2", "tensorflow", 224, "inception", 1280, False, "keras.applications MobileNetV2",
                               ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
                                "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")),
-        "vgg16": _spec("vgg16", "tensorflow", 224, "caffe", 512, False, "keras.applications VGG16",
+        "vgg16": _spec("vgg16", "tensorflow", 224, "caffe", 4096, False, "keras.applications VGG16",
                        ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")),
     },
 }

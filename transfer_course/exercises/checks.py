@@ -70,7 +70,8 @@ def _to_model_input(fn, framework: str) -> str:
     if shape in ((3, 224, 224), (224, 224, 3)):
         raise ExerciseFailed(f"shape {shape} has no batch dimension; the model wants a batch, here of one: {want}.")
     _expect(shape == want, f"expected shape {want}, got {shape}.")
-    _expect(str(out.dtype).endswith("float32"), f"expected float32 values, got {out.dtype}; convert before normalising.")
+    dtype = getattr(out.dtype, "name", None) or str(out.dtype)  # tf: 'float32'; torch: 'torch.float32'
+    _expect(dtype.endswith("float32"), f"expected float32 values, got {dtype}; convert before normalising.")
     x = to_numpy(out)
     if framework == "torch":
         x = x[0].transpose(1, 2, 0)

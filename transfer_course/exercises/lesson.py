@@ -75,10 +75,10 @@ class Lesson:
             raise ExerciseFailed(message)
         namespace = dict(getattr(candidate, "__globals__", {}))
         exec(compile(reference_source(self.notebook, exercise), f"<reference solution: {exercise}>", "exec"), namespace)
-        name = getattr(candidate, "__name__", exercise)
-        print(f"   The lesson continues with the reference solution for {name}, so the cells below still run. "
+        # The exercise id is the name the solution cell defines.
+        print(f"   The lesson continues with the reference solution for {exercise}, so the cells below still run. "
               "Come back and try again: re-run your cell, then this check.")
-        return namespace[name]
+        return namespace[exercise]
 
     def summary(self) -> str:
         done = sum(1 for ok in self.results.values() if ok)

@@ -27,14 +27,30 @@ __all__ = [
 _APPLICATIONS = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2", "vgg16": "VGG16"}
 
 
+@keras.saving.register_keras_serializable(package="transfer_course")
 class TransferModel(keras.Model):
-    """``head(backbone(x))`` as a functional model; ``spec`` says how inputs must be preprocessed."""
+    """``head(backbone(x))`` as a functional model; ``spec`` says how inputs must be preprocessed.
 
-    def __init__(self, backbone: keras.Model, head: keras.Model, spec: ModelSpec, class_names=None, **kwargs):
+    Saves and loads with ``model.save("m.keras")`` / ``keras.models.load_model("m.keras")`` once
+    ``transfer_course.tensorflow`` is imported.
+    """
+
+    def __init__(self, backbone: keras.Model, head: keras.Model, spec: ModelSpec, class_names=None, name=None):
         inputs = keras.Input(backbone.input_shape[1:], name="image")
-        super().__init__(inputs, head(backbone(inputs)), name=kwargs.pop("name", spec.name), **kwargs)
+        super().__init__(inputs, head(backbone(inputs)), name=name or spec.name)
         self.backbone, self.head, self.spec = backbone, head, spec
         self.class_names = tuple(class_names) if class_names else None
+
+    def get_config(self):
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone),
+                "head": keras.saving.serialize_keras_object(self.head),
+                "spec": self.spec.name, "class_names": list(self.class_names or []), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["backbone"]),
+                   keras.saving.deserialize_keras_object(config["head"]),
+                   get_spec(config["spec"], "tensorflow"), config["class_names"] or None, name=config["name"])
 
 
 def available_models() -> list[str]:

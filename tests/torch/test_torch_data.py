@@ -1,0 +1,21 @@
+import torch
+
+from transfer_course.torch import image_folder_loader
+
+
+def test_loader_batches_mixed_image_modes(image_tree):
+    loader = image_folder_loader(image_tree, "train", image_size=32, batch_size=5)
+    batches = list(loader)
+    x, y = batches[0]
+    assert x.shape == (5, 3, 32, 32) and x.dtype == torch.float32
+    assert sum(len(b[1]) for b in batches) == 12
+    assert loader.dataset.folder.class_names == ("ant", "bee", "cow")
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+
+
+def test_val_is_not_shuffled_and_shuffle_is_seeded(image_tree):
+    val = [y.tolist() for _, y in image_folder_loader(image_tree, "val", image_size=16, batch_size=6)]
+    assert val == [[0, 0, 1, 1, 2, 2]]
+    first = [y.tolist() for _, y in image_folder_loader(image_tree, "train", image_size=16, batch_size=12, seed=1)]
+    again = [y.tolist() for _, y in image_folder_loader(image_tree, "train", image_size=16, batch_size=12, seed=1)]
+    assert first == again
