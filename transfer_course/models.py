@@ -17,7 +17,7 @@ import numpy as np
 from .errors import WeightsUnavailableError, choices_message
 
 __all__ = [
-    "ModelSpec", "MODEL_SPECS", "get_spec", "preprocess", "resize_and_crop",
+    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "as_model_input", "preprocess", "resize_and_crop",
     "LITE0_STAGES", "lite0_parameter_names", "efficientnet_lite0_weights", "efficientnet_lite0_weights_path",
 ]
 
@@ -79,6 +79,24 @@ def get_spec(name: str, framework: str) -> ModelSpec:
     if name not in specs:
         raise ValueError(choices_message(f"{framework} model", name, specs))
     return specs[name]
+
+
+def check_head(num_classes, class_names=None) -> None:
+    """Validate the ``num_classes``/``class_names`` arguments of ``create_model`` (both frameworks)."""
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 2):
+        raise ValueError("num_classes must be an integer >= 2 (or None to keep the 1000 ImageNet classes); "
+                         f"received {num_classes!r}.")
+    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+        raise ValueError(f"Got {len(class_names)} class names for num_classes={num_classes}.")
+
+
+def as_model_input(images, spec: ModelSpec) -> np.ndarray:
+    """Images ready for the model: float32 ``(N, H, W, 3)`` arrays pass through (already preprocessed),
+    uint8 images are preprocessed for ``spec``."""
+    if isinstance(images, np.ndarray) and images.dtype == np.float32 and images.ndim == 4:
+        return images
+    return preprocess(images, spec)
 
 
 def resize_and_crop(image: np.ndarray, size: int, crop_pct: float = 0.875) -> np.ndarray:

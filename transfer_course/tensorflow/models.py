@@ -15,7 +15,7 @@ from keras import layers
 
 from ..errors import WeightsUnavailableError
 from ..imagenet import imagenet_classes, top_k
-from ..models import MODEL_SPECS, LITE0_STAGES, ModelSpec, get_spec, preprocess
+from ..models import LITE0_STAGES, MODEL_SPECS, ModelSpec, as_model_input, check_head, get_spec
 from ..paths import OFFLINE_ENV_VAR, is_offline
 from .efficientnet_lite import efficientnet_lite0_backbone, load_lite0_weights
 
@@ -57,11 +57,6 @@ def available_models() -> list[str]:
     return sorted(MODEL_SPECS["tensorflow"])
 
 
-def _check_num_classes(num_classes):
-    if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
-        raise ValueError(f"num_classes must be an integer >= 2 (or None to keep the 1000 ImageNet classes); received {num_classes!r}.")
-
-
 def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_classes: int | None = None,
                  dropout: float = 0.2, class_names=None) -> TransferModel:
     """Build ``name`` with ImageNet weights (``pretrained``) and, if ``num_classes`` is given, a new head.
@@ -70,9 +65,7 @@ def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_
     once (to ``$KERAS_HOME/models``) and raise :class:`WeightsUnavailableError` when they cannot.
     """
     spec = get_spec(name, "tensorflow")
-    _check_num_classes(num_classes)
-    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
-        raise ValueError(f"Got {len(class_names)} class names for num_classes={num_classes}.")
+    check_head(num_classes, class_names)
     if name == "efficientnet_lite0":
         backbone = efficientnet_lite0_backbone()
         imagenet_head = keras.Sequential([keras.Input((spec.feature_dim,)), layers.Dropout(0.2),
@@ -151,10 +144,7 @@ def to_tensor(x: np.ndarray, device=None) -> tf.Tensor:
 
 
 def _batches(model, images, fn, batch_size):
-    if isinstance(images, np.ndarray) and images.dtype == np.float32 and images.ndim == 4:
-        x = images
-    else:
-        x = preprocess(images, model.spec)
+    x = as_model_input(images, model.spec)
     return np.concatenate([np.asarray(fn(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)])
 
 
@@ -181,21 +171,15 @@ def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.nda
     bad = [s for s in stages if not 0 <= s < len(LITE0_STAGES)]
     if bad:
         raise ValueError(f"Stages {bad} do not exist; EfficientNet-Lite0 has stages 0..{len(LITE0_STAGES) - 1}.")
+    names = {layer.name for layer in model.backbone.layers}
     outputs = []
     for s in stages:
+        # A stage ends with its last block's residual sum, or its last BatchNorm when that block has no skip.
         last = f"blocks_{s}_{LITE0_STAGES[s][1] - 1}"
-        layer = model.backbone.get_layer(f"{last}_add") if _has(model.backbone, f"{last}_add") else model.backbone.get_layer(f"{last}_bn3" if s else f"{last}_bn2")
-        outputs.append(layer.output)
+        end = next(n for n in (f"{last}_add", f"{last}_bn3", f"{last}_bn2") if n in names)
+        outputs.append(model.backbone.get_layer(end).output)
     probe = keras.Model(model.backbone.input, outputs)
     image = np.asarray(image)
-    x = image if image.dtype == np.float32 and image.ndim == 4 else preprocess(image, model.spec)
+    x = as_model_input(image[None] if image.ndim == 3 else image, model.spec)
     maps = probe(tf.constant(x[:1]), training=False)
     return {s: np.asarray(m[0]) for s, m in zip(stages, maps)}
-
-
-def _has(model, name):
-    try:
-        model.get_layer(name)
-        return True
-    except ValueError:
-        return False

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import WeightsUnavailableError
 from ..imagenet import imagenet_classes, top_k
-from ..models import MODEL_SPECS, ModelSpec, efficientnet_lite0_weights, get_spec, preprocess
+from ..models import MODEL_SPECS, ModelSpec, as_model_input, check_head, efficientnet_lite0_weights, get_spec
 from ..paths import OFFLINE_ENV_VAR, is_offline
 
 __all__ = [
@@ -38,11 +38,6 @@ def available_models() -> list[str]:
     return sorted(MODEL_SPECS["torch"])
 
 
-def _check_num_classes(num_classes):
-    if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
-        raise ValueError(f"num_classes must be an integer >= 2 (or None to keep the 1000 ImageNet classes); received {num_classes!r}.")
-
-
 def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_classes: int | None = None,
                  dropout: float = 0.2, class_names=None) -> TransferModel:
     """Build ``name`` with ImageNet weights (``pretrained``) and, if ``num_classes`` is given, a new head.
@@ -51,9 +46,7 @@ def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_
     (to ``torch.hub.get_dir()``) and raise :class:`WeightsUnavailableError` when they cannot.
     """
     spec = get_spec(name, "torch")
-    _check_num_classes(num_classes)
-    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
-        raise ValueError(f"Got {len(class_names)} class names for num_classes={num_classes}.")
+    check_head(num_classes, class_names)
     if name == "efficientnet_lite0":
         backbone, imagenet_head = _lite0(pretrained)
     else:
@@ -167,10 +160,7 @@ def to_tensor(x: np.ndarray, device=None) -> torch.Tensor:
 
 
 def _batches(model, images, fn, batch_size):
-    if isinstance(images, np.ndarray) and images.dtype == np.float32 and images.ndim == 4:
-        x = images  # already preprocessed
-    else:
-        x = preprocess(images, model.spec)
+    x = as_model_input(images, model.spec)
     device = next(model.parameters()).device
     model.eval()
     out = []
