@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from helpers import write_image
-from transfer_course.data import load_image, load_split, make_dataset, make_photo_crops, photo, scan_image_folder
+from transfer_course.data import (
+    load_image, load_split, make_dataset, make_photo_crops, photo, scan_image_folder, verify_images,
+)
 from transfer_course.errors import DatasetError, ImageDecodeError
 
 
@@ -92,3 +94,13 @@ def test_photo_crops_bad_arguments(cache_home):
 
 def test_grayscale_sample_photo_is_rgb():
     assert photo("cameraman").shape[-1] == 3
+
+
+def test_verify_images_lists_every_broken_file(image_tree):
+    (image_tree / "train" / "bee" / "broken.jpg").write_bytes(b"not a jpeg")
+    (image_tree / "train" / "cow" / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageDecodeError) as err:
+        verify_images(scan_image_folder(image_tree, "train"))
+    message = str(err.value)
+    assert "2 file(s)" in message and "broken.jpg" in message and "empty.png" in message
+    assert len(verify_images(scan_image_folder(image_tree, "val"))) == 6

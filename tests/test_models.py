@@ -62,10 +62,8 @@ def test_preprocess_imagenet_and_caffe():
 def test_preprocess_batch_and_bad_inputs():
     batch = np.zeros((4, 40, 60, 3), dtype=np.uint8)
     assert preprocess(batch, "inception", size=32).shape == (4, 32, 32, 3)
-    with pytest.raises(ValueError, match="grayscale"):
-        preprocess(np.zeros((40, 40), dtype=np.uint8), "inception")
-    with pytest.raises(ValueError, match=r"\(40, 40, 4\)"):
-        preprocess(np.zeros((40, 40, 4), dtype=np.uint8), "inception")
+    with pytest.raises(ValueError, match=r"received \(40, 40, 5\)"):
+        preprocess(np.zeros((40, 40, 5), dtype=np.uint8), "inception")
     with pytest.raises(TypeError, match="uint8"):
         preprocess(np.zeros((40, 40, 3), dtype=np.float32), "inception")
     with pytest.raises(ValueError, match="Unknown normalization"):
@@ -80,3 +78,12 @@ def test_imagenet_classes_and_top_k():
     assert top_k(probs, 2) == [(names[7], 0.7), (names[5], 0.3)]
     with pytest.raises(ValueError, match="10 probabilities but 1000 class names"):
         top_k(np.ones(10))
+
+
+def test_grayscale_and_rgba_arrays_are_converted():
+    gray = np.random.default_rng(0).integers(0, 256, size=(40, 50), dtype=np.uint8)
+    as_rgb = preprocess(np.repeat(gray[..., None], 3, axis=-1), "inception", size=32)
+    assert np.array_equal(preprocess(gray, "inception", size=32), as_rgb)
+    assert np.array_equal(preprocess(gray[None, ..., None], "inception", size=32), as_rgb)  # a batch of (H, W, 1)
+    rgba = np.zeros((40, 50, 4), dtype=np.uint8)  # fully transparent -> white
+    assert np.allclose(preprocess(rgba, "inception", size=32), 1.0)

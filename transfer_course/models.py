@@ -106,7 +106,7 @@ def resize_and_crop(image: np.ndarray, size: int, crop_pct: float = 0.875) -> np
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"Expected an RGB image of shape (H, W, 3); received shape {image.shape}. "
-                         "Convert grayscale/RGBA images first (transfer_course.data.load_image does).")
+                         "Convert grayscale/RGBA images first with transfer_course.data.ensure_rgb.")
     h, w = image.shape[:2]
     scale = size / crop_pct / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
@@ -116,11 +116,15 @@ def resize_and_crop(image: np.ndarray, size: int, crop_pct: float = 0.875) -> np
 
 
 def preprocess(images, spec: ModelSpec | str = "inception", size: int | None = None, crop: bool = True) -> np.ndarray:
-    """uint8 RGB image(s) ``(H, W, 3)`` or ``(N, H, W, 3)`` -> float32 ``(N, size, size, 3)`` for the model.
+    """uint8 image(s) -> float32 ``(N, size, size, 3)`` ready for the model.
 
+    Accepts one image (``(H, W)``, ``(H, W, 1|3|4)``) or a batch (``(N, H, W, 1|3|4)`` array or a list of
+    images). Grayscale becomes 3 equal channels and RGBA is composited over white, as for image files.
     The normalisation must be the one the weights were trained with; ``spec`` is a
     :class:`ModelSpec` or a normalisation name.
     """
+    from .data.folder import ensure_rgb
+
     norm = spec.normalization if isinstance(spec, ModelSpec) else spec
     if norm not in (*_MEAN_STD, "caffe"):
         raise ValueError(choices_message("normalization", norm, (*_MEAN_STD, "caffe")))
@@ -133,11 +137,10 @@ def preprocess(images, spec: ModelSpec | str = "inception", size: int | None = N
     out = []
     for image in batch:
         image = np.asarray(image)
-        if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] != 3):
-            raise ValueError(f"Expected RGB images of shape (H, W, 3); received shape {image.shape}. "
-                             "Convert grayscale/RGBA images with transfer_course.data.load_image or to_rgb.")
         if image.dtype != np.uint8:
-            raise TypeError(f"Expected uint8 pixels in [0, 255]; received dtype {image.dtype}.")
+            raise TypeError(f"Expected uint8 pixels in [0, 255]; received dtype {image.dtype}. "
+                            "Pass the raw image; preprocess does the scaling.")
+        image = ensure_rgb(image)
         out.append(resize_and_crop(image, size, crop_pct) if crop else resize_and_crop(image, size, 1.0))
     x = np.stack(out).astype(np.float32)
     if norm == "caffe":

@@ -1,5 +1,7 @@
+import pytest
 import tensorflow as tf
 
+from transfer_course.errors import ImageDecodeError
 from transfer_course.tensorflow import image_folder_loader
 
 
@@ -19,3 +21,9 @@ def test_val_is_not_shuffled_and_shuffle_is_seeded(image_tree):
     first = [y.numpy().tolist() for _, y in image_folder_loader(image_tree, "train", image_size=16, batch_size=12, seed=1)]
     again = [y.numpy().tolist() for _, y in image_folder_loader(image_tree, "train", image_size=16, batch_size=12, seed=1)]
     assert first == again
+
+
+def test_a_broken_file_is_reported_before_training(image_tree):
+    (image_tree / "train" / "bee" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ImageDecodeError, match="broken.jpg"):
+        image_folder_loader(image_tree, "train", image_size=16)

@@ -132,6 +132,8 @@ def test_features_predictions_and_maps(lite0):
         T.to_tensor(np.zeros((3, 32, 32)))
 
 
-def test_grayscale_image_gets_a_clear_error(lite0):
-    with pytest.raises(ValueError, match="grayscale"):
-        T.classify_images(lite0, np.zeros((1, 40, 40), dtype=np.uint8))
+def test_grayscale_image_is_converted_not_crashing(lite0):
+    gray = np.random.default_rng(1).integers(0, 256, size=(60, 60), dtype=np.uint8)
+    [from_gray] = T.classify_images(lite0, gray)
+    [from_rgb] = T.classify_images(lite0, np.repeat(gray[..., None], 3, axis=-1))
+    assert from_gray == from_rgb

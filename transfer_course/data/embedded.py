@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import choices_message
 from ..paths import cache_dir
+from .folder import ensure_rgb
 
 __all__ = ["SAMPLE_PHOTOS", "sample_photos", "photo", "make_photo_crops", "EMBEDDED_DATASETS", "make_dataset"]
 
@@ -40,10 +41,7 @@ def photo(name: str) -> np.ndarray:
         from sklearn.datasets import load_sample_image
 
         image = load_sample_image(key)
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+    return np.ascontiguousarray(ensure_rgb(np.asarray(image, dtype=np.uint8)))
 
 
 def sample_photos(names=None) -> dict[str, np.ndarray]:

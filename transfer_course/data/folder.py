@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import DatasetError, ImageDecodeError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "scan_image_folder", "load_image", "load_split", "to_rgb"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "scan_image_folder", "verify_images", "load_image", "load_split",
+           "to_rgb", "ensure_rgb"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -75,6 +76,41 @@ def scan_image_folder(root: str | Path, split: str = "train", class_names=None) 
         raise DatasetError(f"Class folder(s) {empty} in {split_dir} hold no images "
                            f"(accepted extensions: {', '.join(IMAGE_EXTENSIONS)}).")
     return ImageFolder(root, split, tuple(paths), np.asarray(labels, dtype=np.int64), tuple(class_names))
+
+
+def verify_images(folder: ImageFolder) -> ImageFolder:
+    """Read every file's header (fast: no pixel decoding) and raise :class:`ImageDecodeError` listing the
+    files that are not images, before a training loop meets them deep inside a data pipeline."""
+    from PIL import Image
+
+    bad = []
+    for path in folder.paths:
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not a usable image"
+            bad.append(f"{path} ({exc.__class__.__name__})")
+    if bad:
+        listed = "\n    ".join(bad[:5]) + (f"\n    … and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ImageDecodeError(f"{len(bad)} file(s) in {folder.root}/{folder.split} are not readable images:\n    {listed}\n"
+                               "Remove them or replace them with valid JPEG/PNG files.")
+    return folder
+
+
+def ensure_rgb(image: np.ndarray) -> np.ndarray:
+    """An image array as ``(H, W, 3)``: grayscale ``(H, W)``/``(H, W, 1)`` repeated, RGBA over white."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"Expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); received {image.shape}.")
+    if image.shape[-1] in (2, 4):  # with an alpha channel: composite over white
+        alpha = image[..., -1:].astype(np.float32) / 255.0
+        colour = image[..., :-1].astype(np.float32)
+        image = np.round(colour * alpha + 255.0 * (1 - alpha)).astype(image.dtype)
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return image
 
 
 def to_rgb(image) -> "PIL.Image.Image":  # noqa: F821

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ..data.folder import load_image, scan_image_folder
+from ..data.folder import load_image, scan_image_folder, verify_images
 from ..models import ModelSpec, get_spec, preprocess
 
 __all__ = ["image_folder_loader"]
@@ -20,7 +20,7 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     and class names. ``num_workers`` > 0 decodes in parallel.
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model, "tensorflow")
-    folder = scan_image_folder(root, split, class_names)
+    folder = verify_images(scan_image_folder(root, split, class_names))
     size = image_size or spec.input_size
     paths = np.asarray([str(p) for p in folder.paths])
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.folder import ImageFolder, load_image, scan_image_folder
+from ..data.folder import ImageFolder, load_image, scan_image_folder, verify_images
 from ..models import ModelSpec, get_spec, preprocess
 
 __all__ = ["ImageFolderDataset", "image_folder_loader"]
@@ -35,7 +35,7 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     file list and class names.
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model, "torch")
-    folder = scan_image_folder(root, split, class_names)
+    folder = verify_images(scan_image_folder(root, split, class_names))
     dataset = ImageFolderDataset(folder, spec, image_size or spec.input_size)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=split == "train" if shuffle is None else shuffle,
