@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# Jupyter refuses to start as root (containers, some cloud machines) unless told it is intended.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
 lab: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/jupyter lab --notebook-dir=lessons
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/jupyter lab --notebook-dir=lessons $(ALLOW_ROOT) $(LAB_ARGS)
 
 # PyTorch and TensorFlow tests run in separate processes: importing torchvision after tensorflow
 # in one process can crash, and each side must work without the other anyway.
