@@ -137,3 +137,11 @@ def test_grayscale_image_is_converted_not_crashing(lite0):
     [from_gray] = T.classify_images(lite0, gray)
     [from_rgb] = T.classify_images(lite0, np.repeat(gray[..., None], 3, axis=-1))
     assert from_gray == from_rgb
+
+
+def test_bundled_imagenet_names_are_torchvisions():
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    from transfer_course.imagenet import imagenet_classes
+
+    assert list(imagenet_classes()) == list(_IMAGENET_CATEGORIES)
