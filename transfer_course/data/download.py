@@ -115,10 +115,25 @@ def extract(archive: str | Path, dest: str | Path | None = None) -> Path:
             zf.extractall(tmp)
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
-            tf.extractall(tmp, filter="data")
+            _safe_extract_tar(tf, tmp)
     else:
         raise ValueError(f"{archive} is neither a zip nor a tar archive.")
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     done.touch()
     return dest
+
+
+def _safe_extract_tar(tf: tarfile.TarFile, dest: Path) -> None:
+    """Extract refusing absolute paths, ``..`` and links (``filter='data'`` where Python has it)."""
+    try:
+        tf.extractall(dest, filter="data")
+        return
+    except TypeError:  # Python < 3.10.12 / 3.11.4: no extraction filters
+        pass
+    root = dest.resolve()
+    for member in tf.getmembers():
+        target = (dest / member.name).resolve()
+        if not target.is_relative_to(root) or member.issym() or member.islnk():
+            raise ValueError(f"Refusing to extract {member.name!r} from {tf.name}: it points outside the folder.")
+    tf.extractall(dest)

@@ -155,8 +155,9 @@ def predict_proba(model: TransferModel, images, batch_size: int = 32) -> np.ndar
 
 def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-``k`` ``(class name, probability)`` for each image."""
-    names = model.class_names or [str(i) for i in range(model.output_shape[-1])]
-    return [top_k(p, k, names) for p in predict_proba(model, images)]
+    probabilities = predict_proba(model, images)
+    names = model.class_names or [str(i) for i in range(probabilities.shape[1])]
+    return [top_k(p, k, names) for p in probabilities]
 
 
 def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:

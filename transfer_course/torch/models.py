@@ -81,7 +81,7 @@ def _torchvision(name: str, pretrained: bool):
         weights = torchvision.models.get_model_weights(name).DEFAULT
         model.load_state_dict(load_state_dict_from_url(weights.url))
     # The last Linear layer is the ImageNet classifier; everything before it is the backbone.
-    parent, attr, last = None, None, None
+    attr, last = None, None
     for module_name, module in model.named_modules():
         if isinstance(module, nn.Linear):
             attr, last = module_name, module
@@ -177,8 +177,9 @@ def predict_proba(model: TransferModel, images, batch_size: int = 32) -> np.ndar
 
 def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-``k`` ``(class name, probability)`` for each image."""
-    names = model.class_names or [str(i) for i in range(model.head(torch.zeros(1, model.spec.feature_dim)).shape[-1])]
-    return [top_k(p, k, names) for p in predict_proba(model, images)]
+    probabilities = predict_proba(model, images)
+    names = model.class_names or [str(i) for i in range(probabilities.shape[1])]
+    return [top_k(p, k, names) for p in probabilities]
 
 
 def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
