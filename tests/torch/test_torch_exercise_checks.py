@@ -3,21 +3,16 @@ import numpy as np
 import pytest
 import torch
 
-from transfer_course.exercises import CHECKS, ExerciseFailed, reference_source
+from helpers import reference_solution
+from transfer_course.exercises import CHECKS, ExerciseFailed
 from transfer_course.imagenet import imagenet_classes
 
 NOTEBOOK = "01_pretrained_models_pytorch"
 
 
-def _reference(exercise):
-    namespace = {"np": np, "torch": torch, "IMAGENET_CLASSES": imagenet_classes()}
-    exec(reference_source(NOTEBOOK, exercise), namespace)
-    return namespace[exercise]
-
-
 @pytest.mark.parametrize("exercise", ["to_model_input", "top5", "cosine_similarity"])
 def test_reference_passes(exercise):
-    CHECKS[("01_pretrained_models", exercise)](_reference(exercise), framework="torch")
+    CHECKS[("01_pretrained_models", exercise)](reference_solution(NOTEBOOK, exercise, torch=torch), framework="torch")
 
 
 @pytest.mark.parametrize("wrong,feedback", [

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import transfer_course.torch as T
+from helpers import check_model_outputs
 from transfer_course._torchfile import load_state_dict
 from transfer_course.errors import WeightsUnavailableError
 from transfer_course.models import efficientnet_lite0_weights_path, lite0_parameter_names
@@ -119,24 +120,8 @@ def test_unfreeze_restores_training():
     assert total == trainable
 
 
-def test_features_predictions_and_maps(lite0):
-    images = np.random.default_rng(0).integers(0, 256, size=(3, 50, 70, 3), dtype=np.uint8)
-    assert T.extract_features(lite0, images).shape == (3, 1280)
-    probs = T.predict_proba(lite0, images)
-    assert probs.shape == (3, 1000) and np.allclose(probs.sum(1), 1, atol=1e-4)
-    maps = T.feature_maps(lite0, images[0], stages=(0, 6))
-    assert maps[0].shape == (112, 112, 16) and maps[6].shape == (7, 7, 320)
-    with pytest.raises(ValueError, match="stages 0..6"):
-        T.feature_maps(lite0, images[0], stages=(7,))
-    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
-        T.to_tensor(np.zeros((3, 32, 32)))
-
-
-def test_grayscale_image_is_converted_not_crashing(lite0):
-    gray = np.random.default_rng(1).integers(0, 256, size=(60, 60), dtype=np.uint8)
-    [from_gray] = T.classify_images(lite0, gray)
-    [from_rgb] = T.classify_images(lite0, np.repeat(gray[..., None], 3, axis=-1))
-    assert from_gray == from_rgb
+def test_features_predictions_maps_and_grayscale(lite0):
+    check_model_outputs(T, lite0)
 
 
 def test_bundled_imagenet_names_are_torchvisions():
