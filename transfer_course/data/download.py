@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ChecksumError, DownloadError
-from ..paths import OFFLINE_ENV_VAR, cache_dir, is_offline
+from ..paths import cache_dir, manual_download_help, require_cached_when_offline
 
 __all__ = ["fetch", "sha256_of", "extract", "DEFAULT_TIMEOUT"]
 
@@ -31,13 +31,6 @@ def sha256_of(path: str | Path) -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _manual_fix(url: str, target: Path, sha256: str) -> str:
-    return (
-        f"Download {url} on a machine with internet access and copy it to\n    {target}\n"
-        f"(expected sha256 {sha256}). The course checks the file and uses it from there."
-    )
 
 
 def fetch(
@@ -68,15 +61,15 @@ def fetch(
             return target
         print(f"Cached file {target} is corrupted (sha256 {actual[:12]}…, expected {sha256[:12]}…); downloading it again.")
         target.unlink()
-    if is_offline():
-        raise DownloadError(f"{target.name} is not in the cache and ${OFFLINE_ENV_VAR} forbids downloads.\n" + _manual_fix(url, target, sha256))
+    help_text = manual_download_help(url, target, sha256)
+    require_cached_when_offline(target, DownloadError, help_text)
     partial = target.with_name(target.name + ".part")
     try:
         _stream(url, partial, timeout, progress)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"Could not download {url} ({reason}).\n" + _manual_fix(url, target, sha256)) from exc
+        raise DownloadError(f"Could not download {url} ({reason}).\n{help_text}") from exc
     actual = sha256_of(partial)
     if actual != sha256:
         partial.unlink(missing_ok=True)

