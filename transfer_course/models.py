@@ -17,7 +17,7 @@ import numpy as np
 from .errors import WeightsUnavailableError, choices_message
 
 __all__ = [
-    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "as_model_input", "label_predictions", "check_feature_map_stages",
+    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "check_head_output", "block_key", "check_unfreeze_top", "as_model_input", "label_predictions", "check_feature_map_stages",
     "OFFLINE_WEIGHTS_HINT", "preprocess", "resize_and_crop",
     "LITE0_STAGES", "lite0_parameter_names", "efficientnet_lite0_weights", "efficientnet_lite0_weights_path",
 ]
@@ -93,6 +93,34 @@ def check_head(num_classes, class_names=None) -> None:
                          f"received {num_classes!r}.")
     if class_names is not None and num_classes is not None and len(class_names) != num_classes:
         raise ValueError(f"Got {len(class_names)} class names for num_classes={num_classes}.")
+
+
+def check_head_output(output_shape, num_classes=None) -> int:
+    """A custom head must map ``(N, feature_dim)`` to ``(N, classes)``; return its number of classes."""
+    if len(output_shape) != 2 or output_shape[1] < 2:
+        raise ValueError(f"The new head must output one score per class, shape (N, classes); it outputs {output_shape}.")
+    if num_classes is not None and output_shape[1] != num_classes:
+        raise ValueError(f"The new head outputs {output_shape[1]} scores but num_classes={num_classes}.")
+    return int(output_shape[1])
+
+
+def block_key(parts) -> str:
+    """Name of the block a layer belongs to, from its dotted/underscored path parts: the path up to the
+    block index (``blocks.5.2``, ``layer4.1``, ``features.12``) or the top-level layer name."""
+    parts = list(parts)
+    for i, part in enumerate(parts[:3]):
+        if part.isdigit():
+            end = i + 2 if i + 2 < len(parts) and parts[i + 1].isdigit() else i + 1
+            return ".".join(parts[:end])
+    return parts[0]
+
+
+def check_unfreeze_top(top, block_names) -> None:
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
+        raise ValueError(f"top must be a number of blocks >= 0; received {top!r}.")
+    if top > len(block_names):
+        raise ValueError(f"Cannot unfreeze the top {top} blocks: this backbone has only {len(block_names)} "
+                         f"({block_names[0]} ... {block_names[-1]}). Use top <= {len(block_names)}, or unfreeze() for all.")
 
 
 def as_model_input(images, spec: ModelSpec) -> np.ndarray:

@@ -1,9 +1,11 @@
-"""Pictures for the lessons: image grids, predictions, feature maps, feature embeddings."""
+"""Pictures for the lessons: image grids, predictions, feature maps, feature embeddings, learning curves,
+confusion matrices and result comparisons."""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["show_images", "show_predictions", "show_feature_maps", "plot_embedding", "plot_similarity"]
+__all__ = ["show_images", "show_predictions", "show_feature_maps", "plot_embedding", "plot_similarity",
+           "plot_history", "plot_confusion_matrix", "plot_comparison"]
 
 
 def _plt():
@@ -100,5 +102,64 @@ def plot_similarity(matrix, row_labels, col_labels, title: str = ""):
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, title: str | None = None, phases=None):
+    """Loss and accuracy per epoch, train (solid) vs validation (dashed); a dotted line where each of
+    ``phases`` (epoch numbers) began, e.g. the start of fine-tuning."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    epochs = np.arange(1, len(history) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history.metrics:
+                ax.plot(epochs, history[key], style, marker="o", ms=3, label=key)
+        for start in phases or ():
+            ax.axvline(start + 0.5, color="gray", ls=":", lw=1)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(cm, class_names, title: str = "", normalize: bool = False, ax=None):
+    """Rows are true classes, columns predictions; the diagonal holds the correct ones."""
+    plt = _plt()
+    cm = np.asarray(cm, dtype=np.float64)
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * len(class_names) + 2.5, 0.45 * len(class_names) + 2))
+    ax.imshow(shown, cmap="Blues")
+    for i in range(len(cm)):
+        for j in range(len(cm)):
+            if cm[i, j]:
+                ax.text(j, i, f"{shown[i, j]:.2f}" if normalize else int(cm[i, j]), ha="center", va="center",
+                        fontsize=7, color="white" if shown[i, j] > shown.max() / 2 else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=60, fontsize=7)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return ax
+
+
+def plot_comparison(results: dict, metric: str = "accuracy", title: str = ""):
+    """Bar chart of ``{method: [value per seed]}`` with the mean as the bar and each seed as a dot."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.6 * len(results) + 1.5, 3.2))
+    for i, (name, values) in enumerate(results.items()):
+        values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+        ax.bar(i, values.mean(), color=f"C{i}", alpha=0.75)
+        ax.scatter(np.full(len(values), i), values, color="black", s=12, zorder=3)
+        ax.text(i, values.mean() + 0.02, f"{values.mean():.2f}", ha="center", fontsize=9)
+    ax.set_xticks(range(len(results)), list(results), fontsize=9)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -45,7 +45,7 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", image_size=96, samples_per_class=12, epochs=3, batch_size=32, rl_steps=20_000, seeds=1),
-    "default": Profile("default", image_size=128, samples_per_class=24, epochs=8, batch_size=32, rl_steps=60_000, seeds=3),
+    "default": Profile("default", image_size=128, samples_per_class=20, epochs=8, batch_size=32, rl_steps=60_000, seeds=3),
     "full": Profile("full", image_size=224, samples_per_class=100, epochs=20, batch_size=64, rl_steps=200_000, seeds=5, online=True),
 }
 

@@ -14,7 +14,8 @@ from ..errors import choices_message
 from ..paths import cache_dir
 from .folder import ensure_rgb
 
-__all__ = ["SAMPLE_PHOTOS", "sample_photos", "photo", "make_photo_crops", "EMBEDDED_DATASETS", "make_dataset"]
+__all__ = ["SAMPLE_PHOTOS", "sample_photos", "photo", "make_photo_crops", "make_photo_patches", "PATCH_CLASSES",
+           "EMBEDDED_DATASETS", "make_dataset"]
 
 #: name -> (loader, what ImageNet calls it). All are real photographs shipped inside pip packages.
 SAMPLE_PHOTOS = {
@@ -25,6 +26,10 @@ SAMPLE_PHOTOS = {
     "temple": ("sklearn:china.jpg", "palace"),
     "flower": ("sklearn:flower.jpg", "daisy"),
     "cameraman": ("skimage:camera", None),  # grayscale: shows the RGB conversion
+    "motorcycle": ("skimage:stereo_motorcycle", "moped"),
+    "microscopy": ("skimage:immunohistochemistry", None),
+    "galaxies": ("skimage:hubble_deep_field", None),
+    "retina": ("skimage:retina", None),
 }
 
 
@@ -37,6 +42,7 @@ def photo(name: str) -> np.ndarray:
         from skimage import data
 
         image = getattr(data, key)()
+        image = image[0] if isinstance(image, tuple) else image  # stereo pairs: the left view
     else:
         from sklearn.datasets import load_sample_image
 
@@ -49,21 +55,22 @@ def sample_photos(names=None) -> dict[str, np.ndarray]:
     return {n: photo(n) for n in (names or SAMPLE_PHOTOS)}
 
 
-def _random_crop(image: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random square crop, rotated up to 30 degrees, flipped half the time, with brightness and
-    contrast changed by up to 40% and one crop in five turned gray: the nuisance changes that good
-    features ignore and raw pixels do not."""
+def _random_crop(image: np.ndarray, rng: np.random.Generator, size: int, scale=(0.35, 0.9),
+                 gray: float = 0.2) -> np.ndarray:
+    """A random square crop (side a ``scale`` fraction of the shorter side), rotated up to 30 degrees,
+    flipped half the time, with brightness and contrast changed by up to 40% and a ``gray`` fraction
+    turned gray: the nuisance changes that good features ignore and raw pixels do not."""
     from PIL import Image
 
     h, w = image.shape[:2]
-    side = int(min(h, w) * rng.uniform(0.35, 0.9))
+    side = int(min(h, w) * rng.uniform(*scale))
     top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
     crop = Image.fromarray(image[top:top + side, left:left + side])
     crop = crop.rotate(rng.uniform(-30, 30), resample=Image.BILINEAR, expand=False)
     out = np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.float32)
     if rng.random() < 0.5:
         out = out[:, ::-1]
-    if rng.random() < 0.2:
+    if rng.random() < gray:
         out = np.repeat(out.mean(-1, keepdims=True), 3, axis=-1)
     out = (out - out.mean()) * rng.uniform(0.6, 1.4) + out.mean() * rng.uniform(0.6, 1.4)
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -96,7 +103,46 @@ def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: s
     return root
 
 
-EMBEDDED_DATASETS = {"photo_crops": make_photo_crops}
+#: the ten scenes of :func:`make_photo_patches`
+PATCH_CLASSES = ("cat", "coffee", "astronaut", "rocket", "temple", "flower", "motorcycle", "microscopy", "galaxies",
+                 "retina")
+
+
+def make_photo_patches(size: int = 128, per_class: int = 20, val_per_class: int = 20, seed: int = 0,
+                       root: str | Path | None = None, classes=PATCH_CLASSES) -> Path:
+    """The lessons' target task: small patches of ten real photos, one class per photo.
+
+    Each patch shows 12-35% of its photo's shorter side, rotated, flipped, re-lit and, one time in
+    three, in grayscale, so a class is recognised from its content (fur, foam, brickwork, petals,
+    stars, vessels) rather than from its colours. ``train/`` holds ``per_class`` patches per class,
+    ``val/`` ``val_per_class``, from disjoint random draws. A second call with the same arguments
+    reuses the cached files.
+    """
+    from PIL import Image
+
+    if per_class < 1 or val_per_class < 1:
+        raise ValueError(f"per_class and val_per_class must be at least 1; received {per_class}, {val_per_class}.")
+    unknown = [c for c in classes if c not in SAMPLE_PHOTOS]
+    if unknown:
+        raise ValueError(choices_message("photo class", unknown[0], SAMPLE_PHOTOS))
+    root = Path(root) if root else cache_dir("datasets") / f"photo_patches-{size}px-{per_class}-{val_per_class}-seed{seed}"
+    if (root / ".complete").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        image = photo(name)
+        for split, count in (("train", per_class), ("val", val_per_class)):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                patch = _random_crop(image, rng, size, scale=(0.12, 0.35), gray=1 / 3)
+                Image.fromarray(patch).save(folder / f"{name}_{i:03d}.png")
+    (root / ".complete").touch()
+    return root
+
+
+EMBEDDED_DATASETS = {"photo_crops": make_photo_crops, "photo_patches": make_photo_patches}
 
 
 def make_dataset(name: str, **kwargs) -> Path:

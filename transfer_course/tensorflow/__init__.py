@@ -12,18 +12,22 @@ if keras.backend.backend() != "tensorflow":
     raise ImportError(f"transfer_course.tensorflow needs Keras' TensorFlow backend, but KERAS_BACKEND={keras.backend.backend()!r}. "
                       "Unset KERAS_BACKEND or set it to 'tensorflow' before importing Keras.")
 
-from .data import image_folder_loader  # noqa: E402
+from .data import array_loader, augmentation, image_folder_loader  # noqa: E402
 from .device import configure_gpus, describe_devices, get_device, get_strategy, resolve_precision, seed_everything
-from .models import (
-    TransferModel, available_models, classify_images, count_parameters, create_model, extract_features,
-    feature_maps, freeze, predict_proba, to_tensor, train_mode, unfreeze,
+from .models import (  # noqa: E402
+    TransferModel, available_models, backbone_blocks, classify_images, count_parameters, create_model,
+    extract_features, feature_maps, freeze, load_model, make_head, predict_proba, replace_head, save_model, to_tensor,
+    train_mode, unfreeze,
 )
+from .train import cache_features, evaluate, fine_tune, fit, labels_of, predict  # noqa: E402
 
 FRAMEWORK = "tensorflow"
 
 __all__ = [
-    "FRAMEWORK", "image_folder_loader",
+    "FRAMEWORK", "array_loader", "augmentation", "image_folder_loader",
     "configure_gpus", "describe_devices", "get_device", "get_strategy", "resolve_precision", "seed_everything",
-    "TransferModel", "available_models", "classify_images", "count_parameters", "create_model", "extract_features",
-    "feature_maps", "freeze", "predict_proba", "to_tensor", "train_mode", "unfreeze",
+    "TransferModel", "available_models", "backbone_blocks", "classify_images", "count_parameters", "create_model",
+    "extract_features", "feature_maps", "freeze", "load_model", "make_head", "predict_proba", "replace_head",
+    "save_model", "to_tensor", "train_mode", "unfreeze",
+    "cache_features", "evaluate", "fine_tune", "fit", "labels_of", "predict",
 ]

@@ -16,14 +16,15 @@ from keras import layers
 from ..errors import WeightsUnavailableError
 from ..imagenet import imagenet_classes
 from ..models import (
-    LITE0_STAGES, MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, check_feature_map_stages, check_head,
-    get_spec, label_predictions,
+    LITE0_STAGES, MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, block_key, check_feature_map_stages,
+    check_head, check_head_output, check_unfreeze_top, get_spec, label_predictions,
 )
 from ..paths import manual_download_help, require_cached_when_offline
 from .efficientnet_lite import efficientnet_lite0_backbone, load_lite0_weights
 
 __all__ = [
-    "TransferModel", "create_model", "available_models", "freeze", "unfreeze", "train_mode",
+    "TransferModel", "create_model", "available_models", "make_head", "replace_head", "backbone_blocks",
+    "freeze", "unfreeze", "train_mode", "save_model", "load_model",
     "count_parameters", "to_tensor", "predict_proba", "classify_images", "extract_features", "feature_maps",
 ]
 
@@ -61,7 +62,7 @@ def available_models() -> list[str]:
 
 
 def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_classes: int | None = None,
-                 dropout: float = 0.2, class_names=None) -> TransferModel:
+                 dropout: float = 0.2, class_names=None, hidden_units: int | None = None) -> TransferModel:
     """Build ``name`` with ImageNet weights (``pretrained``) and, if ``num_classes`` is given, a new head.
 
     ``efficientnet_lite0`` works offline; the ``keras.applications`` models download their weights
@@ -80,9 +81,41 @@ def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_
     if num_classes is None:
         head, class_names = imagenet_head, imagenet_classes()
     else:
-        head = keras.Sequential([keras.Input((spec.feature_dim,)), layers.Dropout(dropout),
-                                 layers.Dense(num_classes, name="classifier")], name="head")
+        head = make_head(spec.feature_dim, num_classes, hidden_units, dropout)
     return TransferModel(backbone, head, spec, class_names)
+
+
+def make_head(feature_dim: int, num_classes: int, hidden_units: int | None = 256, dropout: float = 0.2) -> keras.Sequential:
+    """A new classifier: dense (ReLU) -> dropout -> output, or dropout -> output without ``hidden_units``."""
+    check_head(num_classes)
+    hidden = [layers.Dense(hidden_units, activation="relu", name="hidden")] if hidden_units else []
+    return keras.Sequential([keras.Input((feature_dim,)), *hidden, layers.Dropout(dropout),
+                             layers.Dense(num_classes, name="classifier")], name="head")
+
+
+def replace_head(model: TransferModel, num_classes: int | None = None, hidden_units: int | None = 256,
+                 dropout: float = 0.2, class_names=None, head: keras.Model | None = None) -> TransferModel:
+    """A model with the same backbone and a new classifier (built by :func:`make_head`, or ``head``).
+
+    Keras models are graphs, so this returns a new :class:`TransferModel` that shares the backbone's
+    layers and weights: use the returned model. A given ``head`` is checked on a dummy feature vector.
+    """
+    if class_names is not None and num_classes is None:
+        num_classes = len(class_names)
+    check_head(num_classes, class_names)
+    if head is None:
+        if num_classes is None:
+            raise ValueError("replace_head needs num_classes (or class_names, or a ready-made head).")
+        head = make_head(model.spec.feature_dim, num_classes, hidden_units, dropout)
+    else:
+        try:
+            out = head(np.zeros((2, model.spec.feature_dim), np.float32), training=False)
+        except (ValueError, tf.errors.InvalidArgumentError) as exc:
+            raise ValueError(f"The new head does not accept the backbone's features: {model.spec.name} produces "
+                             f"{model.spec.feature_dim} features per image ({str(exc).splitlines()[0]}). Build it "
+                             f"with keras.Input(({model.spec.feature_dim},)).") from exc
+        check_head_output(tuple(out.shape), num_classes)
+    return TransferModel(model.backbone, head, model.spec, class_names)
 
 
 def _keras_models_dir() -> Path:
@@ -115,9 +148,38 @@ def freeze(layer: keras.layers.Layer) -> keras.layers.Layer:
     return layer
 
 
-def unfreeze(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """Make ``layer`` trainable again (recompile afterwards)."""
+def backbone_blocks(backbone: keras.Model) -> list[tuple[str, list[keras.layers.Layer]]]:
+    """The backbone's blocks, input to output: ``(name, layers)`` per block, as on the PyTorch side.
+
+    EfficientNet-Lite0 has 18: ``conv_stem``, ``blocks.0.0`` ... ``blocks.6.0``, ``conv_head``.
+    """
+    groups: list[tuple[str, list]] = []
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        parts = layer.name.split("_")
+        key = block_key(parts) if any(p.isdigit() for p in parts[:3]) else layer.name
+        lone_bn = isinstance(layer, layers.BatchNormalization) and key == layer.name
+        if groups and (groups[-1][0] == key or lone_bn):
+            groups[-1][1].append(layer)
+        else:
+            groups.append((key, [layer]))
+    return groups
+
+
+def unfreeze(layer: keras.layers.Layer, top: int | None = None, train_bn: bool = False) -> keras.layers.Layer:
+    """Make ``layer`` trainable again: all of it, or with ``top=N`` only its last ``N`` blocks (see
+    :func:`backbone_blocks`). With ``top`` set, BatchNorm layers stay frozen (inference mode) unless
+    ``train_bn``. ``fit`` compiles afterwards, so the change takes effect."""
+    if top is None:
+        layer.trainable = True
+        return layer
+    blocks = backbone_blocks(layer)
+    check_unfreeze_top(top, [name for name, _ in blocks])
     layer.trainable = True
+    chosen = {id(l) for _, group in blocks[len(blocks) - top:] for l in group}
+    for sub in layer.layers:
+        sub.trainable = id(sub) in chosen and (train_bn or not isinstance(sub, layers.BatchNormalization))
     return layer
 
 
@@ -180,3 +242,21 @@ def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.nda
     x = as_model_input(image[None] if image.ndim == 3 else image, model.spec)
     maps = probe(tf.constant(x[:1]), training=False)
     return {s: np.asarray(m[0]) for s, m in zip(stages, maps)}
+
+
+def save_model(model: TransferModel, path) -> Path:
+    """Save the model (architecture, weights, preprocessing spec, class names) as one ``.keras`` file."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Keras saves whole models to a '.keras' file; received {path.name!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
+
+
+def load_model(path) -> TransferModel:
+    """Load a model saved by :func:`save_model` (without its optimizer: ready to predict or to ``fit`` again)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No saved model at {path}. Save one with save_model(model, {str(path)!r}).")
+    return keras.models.load_model(path, compile=False)

@@ -1,16 +1,20 @@
 """The PyTorch side of the course. Importing it never imports TensorFlow."""
-from .data import image_folder_loader
+from .data import array_loader, augmentation, image_folder_loader
 from .device import describe_devices, get_device, resolve_precision, seed_everything
 from .models import (
-    TransferModel, available_models, classify_images, count_parameters, create_model, extract_features,
-    feature_maps, freeze, predict_proba, to_tensor, train_mode, unfreeze,
+    TransferModel, available_models, backbone_blocks, classify_images, count_parameters, create_model,
+    extract_features, feature_maps, freeze, load_model, make_head, predict_proba, replace_head, save_model, to_tensor,
+    train_mode, unfreeze,
 )
+from .train import cache_features, evaluate, fine_tune, fit, labels_of, predict
 
 FRAMEWORK = "torch"
 
 __all__ = [
-    "FRAMEWORK", "image_folder_loader",
+    "FRAMEWORK", "array_loader", "augmentation", "image_folder_loader",
     "describe_devices", "get_device", "resolve_precision", "seed_everything",
-    "TransferModel", "available_models", "classify_images", "count_parameters", "create_model", "extract_features",
-    "feature_maps", "freeze", "predict_proba", "to_tensor", "train_mode", "unfreeze",
+    "TransferModel", "available_models", "backbone_blocks", "classify_images", "count_parameters", "create_model",
+    "extract_features", "feature_maps", "freeze", "load_model", "make_head", "predict_proba", "replace_head",
+    "save_model", "to_tensor", "train_mode", "unfreeze",
+    "cache_features", "evaluate", "fine_tune", "fit", "labels_of", "predict",
 ]

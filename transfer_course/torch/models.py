@@ -14,13 +14,14 @@ from torch import nn
 from ..errors import WeightsUnavailableError
 from ..imagenet import imagenet_classes
 from ..models import (
-    MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, check_feature_map_stages, check_head,
-    efficientnet_lite0_weights, get_spec, label_predictions,
+    MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, block_key, check_feature_map_stages, check_head,
+    check_head_output, check_unfreeze_top, efficientnet_lite0_weights, get_spec, label_predictions,
 )
 from ..paths import manual_download_help, require_cached_when_offline
 
 __all__ = [
-    "TransferModel", "create_model", "available_models", "freeze", "unfreeze", "train_mode",
+    "TransferModel", "create_model", "available_models", "make_head", "replace_head", "backbone_blocks",
+    "freeze", "unfreeze", "train_mode", "save_model", "load_model",
     "count_parameters", "to_tensor", "predict_proba", "classify_images", "extract_features", "feature_maps",
 ]
 
@@ -42,7 +43,7 @@ def available_models() -> list[str]:
 
 
 def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_classes: int | None = None,
-                 dropout: float = 0.2, class_names=None) -> TransferModel:
+                 dropout: float = 0.2, class_names=None, hidden_units: int | None = None) -> TransferModel:
     """Build ``name`` with ImageNet weights (``pretrained``) and, if ``num_classes`` is given, a new head.
 
     ``efficientnet_lite0`` works offline; the torchvision models download their weights once
@@ -57,8 +58,46 @@ def create_model(name: str = "efficientnet_lite0", pretrained: bool = True, num_
     if num_classes is None:
         head, class_names = imagenet_head, imagenet_classes()
     else:
-        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(spec.feature_dim, num_classes))
+        head = make_head(spec.feature_dim, num_classes, hidden_units, dropout)
     return TransferModel(backbone, head, spec, class_names)
+
+
+def make_head(feature_dim: int, num_classes: int, hidden_units: int | None = 256, dropout: float = 0.2) -> nn.Sequential:
+    """A new classifier: dense (ReLU) -> dropout -> output, or dropout -> output without ``hidden_units``."""
+    check_head(num_classes)
+    if hidden_units:
+        return nn.Sequential(nn.Linear(feature_dim, hidden_units), nn.ReLU(), nn.Dropout(dropout),
+                             nn.Linear(hidden_units, num_classes))
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
+
+
+def replace_head(model: TransferModel, num_classes: int | None = None, hidden_units: int | None = 256,
+                 dropout: float = 0.2, class_names=None, head: nn.Module | None = None) -> TransferModel:
+    """Swap ``model.head`` for a new classifier (built by :func:`make_head`, or ``head`` if given).
+
+    A given ``head`` is checked on a dummy feature vector: it must accept the backbone's
+    ``spec.feature_dim`` features and return one score per class.
+    """
+    if class_names is not None and num_classes is None:
+        num_classes = len(class_names)
+    check_head(num_classes, class_names)
+    if head is None:
+        if num_classes is None:
+            raise ValueError("replace_head needs num_classes (or class_names, or a ready-made head).")
+        head = make_head(model.spec.feature_dim, num_classes, hidden_units, dropout)
+    else:
+        head.eval()
+        try:
+            with torch.no_grad():
+                out = head(torch.zeros(2, model.spec.feature_dim))
+        except RuntimeError as exc:
+            raise ValueError(f"The new head does not accept the backbone's features: {model.spec.name} produces "
+                             f"{model.spec.feature_dim} features per image ({exc}). Make the head's first layer "
+                             f"nn.Linear({model.spec.feature_dim}, ...).") from exc
+        num_classes = check_head_output(tuple(out.shape), num_classes)
+    model.head = head.to(next(model.backbone.parameters()).device)
+    model.class_names = tuple(class_names) if class_names else None
+    return model
 
 
 def _lite0(pretrained: bool):
@@ -122,10 +161,43 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def unfreeze(module: nn.Module) -> nn.Module:
-    """Let every parameter of ``module`` train again."""
-    for p in module.parameters():
-        p.requires_grad_(True)
+def backbone_blocks(module: nn.Module) -> list[tuple[str, list[nn.Module]]]:
+    """The backbone's blocks, input to output: ``(name, modules)`` per block.
+
+    A block is a residual/inverted-residual block, or a top-level layer; a lone BatchNorm joins the
+    layer before it. EfficientNet-Lite0 has 18: ``conv_stem``, ``blocks.0.0`` ... ``blocks.6.0``, ``conv_head``.
+    """
+    groups: list[tuple[str, list[nn.Module]]] = []
+    for name, m in module.named_modules():
+        if not list(m.parameters(recurse=False)):
+            continue
+        key = block_key(name.split("."))
+        if groups and (groups[-1][0] == key or (isinstance(m, nn.modules.batchnorm._BatchNorm) and "." not in name)):
+            groups[-1][1].append(m)
+        else:
+            groups.append((key, [m]))
+    return groups
+
+
+def unfreeze(module: nn.Module, top: int | None = None, train_bn: bool = False) -> nn.Module:
+    """Let ``module`` train again: all of it, or with ``top=N`` only its last ``N`` blocks (see
+    :func:`backbone_blocks`); the others stay frozen.
+
+    With ``top`` set, BatchNorm layers stay frozen unless ``train_bn``: on small target batches their
+    ImageNet statistics are better than what a few images can estimate.
+    """
+    if top is None:
+        for p in module.parameters():
+            p.requires_grad_(True)
+        return module
+    blocks = backbone_blocks(module)
+    check_unfreeze_top(top, [name for name, _ in blocks])
+    freeze(module)
+    for _, modules in blocks[len(blocks) - top:]:
+        for m in modules:
+            if train_bn or not isinstance(m, nn.modules.batchnorm._BatchNorm):
+                for p in m.parameters(recurse=False):
+                    p.requires_grad_(True)
     return module
 
 
@@ -198,3 +270,25 @@ def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.nda
         for h in hooks:
             h.remove()
     return {s: captured[s] for s in stages}
+
+
+def save_model(model: TransferModel, path) -> Path:
+    """Save weights, head layout, preprocessing spec and class names to one ``.pt`` file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"spec": model.spec.name, "class_names": list(model.class_names or []), "head": model.head,
+                "state_dict": model.state_dict()}, path)
+    return path
+
+
+def load_model(path, device=None) -> TransferModel:
+    """Rebuild a model saved by :func:`save_model` (no download: the saved weights replace the ImageNet ones)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No saved model at {path}. Save one with save_model(model, {str(path)!r}).")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model = create_model(saved["spec"], pretrained=False)
+    model.head = saved["head"]
+    model.load_state_dict(saved["state_dict"])
+    model.class_names = tuple(saved["class_names"]) or None
+    return model.to(device or "cpu").eval()

@@ -1,0 +1,297 @@
+"""Training for TensorFlow/Keras: the same names as the PyTorch side, over Keras ``fit``.
+
+:func:`fit` compiles the model (so ``trainable`` changes always take effect), builds the optimizer
+(smaller learning rates for pretrained layers when ``backbone_lr`` is given), and runs ``model.fit``
+with callbacks for the progress bar, early stopping, checkpoints and the epoch hook.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..metrics import check_labels, classification_report
+from ..precision import validate_precision
+from ..training import CheckpointMismatchError, History, check_fit_args, fingerprint, lr_factor
+from .data import array_loader
+from .device import _POLICIES
+from .models import TransferModel, freeze, unfreeze
+
+__all__ = ["fit", "evaluate", "predict", "cache_features", "fine_tune", "labels_of", "LearningRateSchedule",
+           "discriminative_optimizer"]
+
+_OPTIMIZERS = {"adamw": keras.optimizers.AdamW, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+
+
+def _as_dataset(data, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return array_loader(*data, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    raise TypeError(f"Expected a tf.data.Dataset or an (inputs, labels) pair; received {type(data).__name__}.")
+
+
+def labels_of(data) -> np.ndarray | None:
+    """The labels of a dataset or ``(x, y)`` pair, when known without iterating."""
+    if isinstance(data, (tuple, list)):
+        return np.asarray(data[1])
+    if hasattr(data, "folder"):
+        return np.asarray(data.folder.labels)
+    if hasattr(data, "arrays"):
+        return data.arrays[1]
+    return None
+
+
+def _check_data(model, ds, name):
+    labels = labels_of(ds)
+    if name == "training" and labels is not None and len(labels) == 0:
+        check_fit_args(1, 1.0, num_train=0)
+    if labels is not None:
+        check_labels(labels, int(model.output_shape[-1]), f"The {name} labels")
+
+
+@keras.saving.register_keras_serializable(package="transfer_course")
+class LearningRateSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``lr * lr_factor(step)``: the same ``constant``/``cosine``/``warmup_cosine`` curves as PyTorch's side."""
+
+    def __init__(self, lr, total_steps, schedule="constant", warmup_steps=0):
+        self.lr, self.total_steps, self.schedule, self.warmup_steps = float(lr), int(total_steps), schedule, int(warmup_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        if self.schedule == "constant":
+            return tf.constant(self.lr)
+        start = float(self.warmup_steps) if self.schedule == "warmup_cosine" else 0.0
+        progress = tf.minimum(1.0, (step - start) / max(1.0, self.total_steps - start))
+        cosine = 0.5 * (1.0 + tf.cos(np.pi * progress))
+        if self.schedule == "warmup_cosine":
+            cosine = tf.where(step < start, (step + 1.0) / max(1.0, start), cosine)
+        return self.lr * cosine
+
+    def get_config(self):
+        return {"lr": self.lr, "total_steps": self.total_steps, "schedule": self.schedule, "warmup_steps": self.warmup_steps}
+
+
+def discriminative_optimizer(optimizer: keras.optimizers.Optimizer, variables, ratio: float) -> keras.optimizers.Optimizer:
+    """Make ``optimizer`` update ``variables`` with ``ratio`` times its learning rate, the rest with the full one.
+
+    Keras has no per-layer learning rates. Scaling gradients instead would not work for Adam, which
+    divides the scale away, so this scales the learning rate inside each variable's update step.
+    """
+    base = type(optimizer)
+    slow = list(variables)
+
+    class Discriminative(base):
+        def build(self, var_list):
+            super().build(var_list)
+            self._slow_keys = {self._var_key(v) for v in slow}
+
+        def update_step(self, gradient, variable, learning_rate):
+            if self._var_key(variable) in self._slow_keys:
+                learning_rate = learning_rate * ratio
+            return super().update_step(gradient, variable, learning_rate)
+
+    Discriminative.__name__ = f"Discriminative{base.__name__}"
+    return Discriminative.from_config(optimizer.get_config())
+
+
+class _Loop(keras.callbacks.Callback):
+    """Progress bar, history (with learning rate and time), checkpoint and the epoch hook."""
+
+    def __init__(self, history, total, initial, progress, checkpoint, on_epoch_end):
+        super().__init__()
+        self.history_, self.checkpoint, self.hook = history, checkpoint, on_epoch_end
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc="training", unit="batch", leave=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["seconds"] = time.perf_counter() - self.t0
+        self.history_.append(logs)
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy")})
+        if self.checkpoint is not None:
+            _save_checkpoint(self.checkpoint, epoch + 1, self.model, self.history_)
+        if self.hook is not None:
+            self.hook(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _model_fingerprint(model):
+    return fingerprint([(w.path, w.shape) for w in model.weights], getattr(model, "class_names", None))
+
+
+def _save_checkpoint(folder: Path, epoch: int, model, history: History) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(folder / "model.weights.h5")
+    np.savez(folder / "optimizer.npz", *[keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
+    state = {"fingerprint": _model_fingerprint(model), "epoch": epoch, "history": history.to_dict()}
+    tmp = folder / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    tmp.replace(folder / "state.json")  # written last: the state names an epoch whose weights are saved
+
+
+def _resume(folder: Path, model) -> tuple[int, History]:
+    state = json.loads((folder / "state.json").read_text())
+    if state["fingerprint"] != _model_fingerprint(model):
+        raise CheckpointMismatchError(
+            f"{folder} was saved from a different model (other layers, shapes or classes), so training cannot "
+            "resume from it. Use a new checkpoint folder for this model, or delete it to start over.")
+    model.load_weights(folder / "model.weights.h5")
+    model.optimizer.build(model.trainable_variables)
+    saved = np.load(folder / "optimizer.npz")
+    for i, variable in enumerate(model.optimizer.variables):
+        variable.assign(saved[f"arr_{i}"])
+    return state["epoch"], History.from_dict(state["history"])
+
+
+def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-3, backbone_lr: float | None = None,
+        optimizer: str = "adamw", weight_decay: float = 0.0, schedule: str = "constant", warmup_epochs: int = 0,
+        precision: str | None = None, device=None, channels_last: bool = True, clip_grad_norm: float | None = None,
+        early_stopping: int | None = None, monitor: str = "val_loss", restore_best: bool = True,
+        checkpoint: str | Path | None = None, batch_size: int = 32, seed: int = 0, progress: bool = True,
+        on_epoch_end=None, strategy: tf.distribute.Strategy | None = None) -> History:
+    """Train ``model`` on ``train`` (a ``tf.data.Dataset`` or ``(x, y)`` arrays); return its :class:`History`.
+
+    The arguments mean what they mean on the PyTorch side. TensorFlow differences: ``precision`` is
+    Keras' global policy, which must be set *before* the model is built, so here it is only checked
+    (call ``resolve_precision`` first); images are always channels-last; ``checkpoint`` is a folder;
+    ``strategy`` (see ``get_strategy``) compiles the model in that strategy's scope.
+    """
+    train_ds = _as_dataset(train, batch_size, True, seed)
+    val_ds = None if val is None else _as_dataset(val, batch_size, False, seed)
+    steps = int(train_ds.cardinality())
+    check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=0 if steps == 0 else None)
+    _check_data(model, train_ds, "training")
+    if val_ds is not None:
+        _check_data(model, val_ds, "validation")
+    if precision is not None and _POLICIES[validate_precision(precision)] != model.dtype_policy.name:
+        raise ValueError(f"This model was built with Keras policy {model.dtype_policy.name!r}, not {precision!r}. "
+                         f"Call resolve_precision({precision!r}) before create_model, then fit.")
+    if not model.trainable_weights:
+        raise ValueError("Every weight of the model is frozen: nothing would train. Unfreeze the head "
+                         "(or the top blocks) first.")
+    keras.utils.set_random_seed(seed)
+
+    schedule_fn = LearningRateSchedule(lr, epochs * max(steps, 1), schedule, warmup_epochs * max(steps, 1))
+    opt = _OPTIMIZERS[optimizer](learning_rate=schedule_fn, weight_decay=float(weight_decay), global_clipnorm=clip_grad_norm)
+    if backbone_lr is not None:
+        if not isinstance(model, TransferModel):
+            raise ValueError("backbone_lr needs a TransferModel (backbone + head); this model has no backbone.")
+        opt = discriminative_optimizer(opt, model.backbone.trainable_weights, backbone_lr / lr)
+    scope = strategy.scope() if strategy is not None else _nullcontext()
+    with scope:
+        model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+    history, start = History(), 0
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint and (checkpoint / "state.json").exists():
+        start, history = _resume(checkpoint, model)
+    if start >= epochs:
+        return history
+    callbacks = [_Loop(history, epochs * steps, start * steps, progress, checkpoint, on_epoch_end)]
+    if early_stopping:
+        callbacks.insert(0, keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping,
+                                                          restore_best_weights=restore_best))
+    with tf.device(device) if device else _nullcontext():
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, verbose=0, callbacks=callbacks,
+                  shuffle=False)
+    return history
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def predict(model: keras.Model, data, batch_size: int = 64, device=None, precision=None) -> np.ndarray:
+    """Class probabilities ``(N, classes)`` for a dataset or ``(x, y)`` pair, in the data's order."""
+    ds = _as_dataset(data, batch_size, False, 0)
+    out = [tf.nn.softmax(tf.cast(model(x, training=False), tf.float32)).numpy() for x, *_ in ds]
+    return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])), np.float32)
+
+
+def evaluate(model: keras.Model, data, class_names=None, batch_size: int = 64, device=None) -> dict:
+    """Loss, accuracy, macro precision/recall/F1, per-class values and the confusion matrix on ``data``."""
+    ds = _as_dataset(data, batch_size, False, 0)
+    labels = labels_of(ds)
+    if labels is None:
+        labels = np.concatenate([np.asarray(y) for _, y in ds])
+    _check_data(model, ds, "evaluation")
+    probs = predict(model, ds)
+    report = classification_report(labels, probs.argmax(1), class_names or getattr(model, "class_names", None),
+                                   num_classes=probs.shape[1])
+    report["loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
+    return report
+
+
+def cache_features(model: TransferModel, data, path: str | Path | None = None, device=None,
+                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Run the frozen backbone once over ``data``; return ``(features (N, feature_dim), labels)``.
+
+    Training a head on these is the same as training it on images through a frozen backbone
+    (in inference mode), without repeating the expensive forward pass every epoch. Use a dataset
+    without augmentation and without shuffling. With ``path`` the arrays are also saved there
+    and read back next time, if they were made by the same backbone from the same files.
+    """
+    ds = _as_dataset(data, 64, False, 0)
+    key = _features_key(model, ds)
+    if path is not None and Path(path).exists():
+        saved = np.load(path, allow_pickle=False)
+        if str(saved["key"]) == key:
+            return saved["features"], saved["labels"]
+    batches = ds
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(ds, desc="features", unit="batch", leave=False, total=int(ds.cardinality()))
+    feats, labels = [], []
+    for x, y in batches:
+        feats.append(np.asarray(tf.cast(model.backbone(x, training=False), tf.float32)))
+        labels.append(np.asarray(y))
+    features, labels = np.concatenate(feats), np.concatenate(labels).astype(np.int64)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=features, labels=labels, key=key)
+    return features, labels
+
+
+def _features_key(model, ds) -> str:
+    folder = getattr(ds, "folder", None)
+    files = [str(p) for p in folder.paths] if folder is not None else [int(ds.cardinality())]
+    weights = sum(float(np.sum(np.asarray(w, dtype=np.float64))) for w in model.backbone.weights)
+    return fingerprint([(f"{model.spec.name}:{weights:.6e}:{getattr(ds, 'image_size', '')}", [])], files)
+
+
+def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, epochs: int = 5, top: int | None = 4,
+              lr: float = 1e-3, backbone_lr: float = 1e-4, **fit_kwargs) -> History:
+    """The two-phase recipe: train only the new head with the backbone frozen, then unfreeze the top
+    ``top`` blocks (all with ``None``) and train on with ``backbone_lr`` for them and ``lr / 10`` for the head.
+    Returns both phases as one history."""
+    checkpoint = fit_kwargs.pop("checkpoint", None)
+    phase_dir = (lambda phase: Path(f"{checkpoint}.{phase}")) if checkpoint else (lambda phase: None)
+    freeze(model.backbone)
+    first = fit(model, train, val, epochs=frozen_epochs, lr=lr, checkpoint=phase_dir("frozen"), **fit_kwargs)
+    unfreeze(model.backbone, top=top)
+    second = fit(model, train, val, epochs=epochs, lr=lr / 10, backbone_lr=backbone_lr,
+                 checkpoint=phase_dir("unfrozen"), **fit_kwargs)
+    return first + second

@@ -1,0 +1,333 @@
+"""Training for PyTorch: :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`cache_features`, :func:`fine_tune`.
+
+``fit`` reads top to bottom: pick the device and precision, build the optimizer (smaller learning
+rates for pretrained layers when ``backbone_lr`` is given), then per epoch train, validate, log, save
+a checkpoint, and stop early when the monitored metric stalls. Its one hook is ``on_epoch_end``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..metrics import check_labels, classification_report
+from ..training import CheckpointMismatchError, EarlyStopper, History, check_fit_args, fingerprint, lr_factor
+from .data import array_loader
+from .device import get_device, resolve_precision
+from .models import TransferModel, freeze, train_mode, unfreeze
+
+__all__ = ["fit", "evaluate", "predict", "cache_features", "fine_tune", "labels_of"]
+
+_OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+def _as_loader(data, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return array_loader(*data, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    raise TypeError(f"Expected a DataLoader or an (inputs, labels) pair; received {type(data).__name__}.")
+
+
+def labels_of(data) -> np.ndarray | None:
+    """The labels of a loader or ``(x, y)`` pair, when known without iterating."""
+    if isinstance(data, (tuple, list)):
+        return np.asarray(data[1])
+    dataset = getattr(data, "dataset", None)
+    if hasattr(dataset, "folder"):
+        return np.asarray(dataset.folder.labels)
+    if hasattr(dataset, "tensors"):
+        return dataset.tensors[1].numpy()
+    return None
+
+
+def _num_classes(model: nn.Module) -> int | None:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+def _check_data(model, loader, name):
+    n = len(loader.dataset)
+    if name == "training" and n == 0:
+        check_fit_args(1, 1.0, num_train=0)
+    labels, classes = labels_of(loader), _num_classes(model)
+    if labels is not None and classes is not None:
+        check_labels(labels, classes, f"The {name} labels")
+
+
+def _param_groups(model, lr, backbone_lr):
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("Every parameter of the model is frozen: nothing would train. Unfreeze the head "
+                         "(or the top blocks) first.")
+    if backbone_lr is None:
+        return [{"params": trainable, "lr": lr}]
+    if not isinstance(model, TransferModel):
+        raise ValueError("backbone_lr needs a TransferModel (backbone + head); this model has no backbone.")
+    pretrained = [p for p in model.backbone.parameters() if p.requires_grad]
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    return [g for g in ({"params": pretrained, "lr": backbone_lr}, {"params": head, "lr": lr}) if g["params"]]
+
+
+def _to(x, device, channels_last):
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+
+def _rng_state(loader):
+    gen = getattr(loader, "generator", None)
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "loader": gen.get_state() if gen is not None else None}
+
+
+def _set_rng_state(state, loader):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["loader"] is not None and getattr(loader, "generator", None) is not None:
+        loader.generator.set_state(state["loader"])
+
+
+def _model_fingerprint(model):
+    return fingerprint([(n, p.shape) for n, p in model.state_dict().items()], getattr(model, "class_names", None))
+
+
+def _run_epoch(model, loader, device, precision, channels_last, optimizer=None, scheduler=None, clip=None, bar=None):
+    """One pass over ``loader``; trains when an ``optimizer`` is given. Returns (mean loss, accuracy)."""
+    training = optimizer is not None
+    train_mode(model) if training else model.eval()
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    with torch.set_grad_enabled(training):
+        for x, y in loader:
+            x, y = _to(x, device, channels_last), y.to(device, non_blocking=True)
+            with precision.autocast():
+                logits = model(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                scaler = precision.scaler
+                (scaler.scale(loss) if scaler else loss).backward()
+                if clip:
+                    if scaler:
+                        scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+            total_loss += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if bar is not None:
+                bar.update(1)
+    return (total_loss / seen).item(), (correct / seen).item()
+
+
+def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3, backbone_lr: float | None = None,
+        optimizer: str = "adamw", weight_decay: float = 0.0, schedule: str = "constant", warmup_epochs: int = 0,
+        precision: str = "fp32", device=None, channels_last: bool = False, clip_grad_norm: float | None = None,
+        early_stopping: int | None = None, monitor: str = "val_loss", restore_best: bool = True,
+        checkpoint: str | Path | None = None, batch_size: int = 32, seed: int = 0, progress: bool = True,
+        on_epoch_end=None) -> History:
+    """Train ``model`` on ``train`` (a DataLoader or ``(x, y)`` arrays); return its :class:`History`.
+
+    - ``backbone_lr``: learning rate of a :class:`TransferModel`'s trainable backbone parameters
+      (the head uses ``lr``) — smaller, because pretrained weights need only small changes.
+    - ``schedule``: ``constant``, ``cosine`` or ``warmup_cosine`` (stepped every batch).
+    - ``precision``: ``fp32``, ``bf16`` or ``fp16`` autocast (see :func:`resolve_precision`).
+    - ``early_stopping=N``: stop after ``N`` epochs without improving ``monitor``; with
+      ``restore_best`` the best epoch's weights are put back.
+    - ``checkpoint``: a file saved after every epoch (model, optimizer, schedule, random state and
+      history); calling ``fit`` again with the same file resumes after the last completed epoch.
+    - ``on_epoch_end(epoch, logs)``: called after each epoch (e.g. for a live plot).
+    """
+    train_loader = _as_loader(train, batch_size, True, seed)
+    val_loader = None if val is None else _as_loader(val, batch_size, False, seed)
+    check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=len(train_loader.dataset))
+    _check_data(model, train_loader, "training")
+    if val_loader is not None:
+        _check_data(model, val_loader, "validation")
+    device = get_device(device)
+    prec = resolve_precision(precision, device)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    opt = _OPTIMIZERS[optimizer](_param_groups(model, lr, backbone_lr), weight_decay=weight_decay)
+    steps_per_epoch = len(train_loader)
+    total, warmup = epochs * steps_per_epoch, warmup_epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total, schedule, warmup))
+    history = History()
+    stopper = EarlyStopper(monitor, early_stopping) if early_stopping else None
+    best_state, start = None, 0
+
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint and checkpoint.exists():
+        start, history, best_state = _resume(checkpoint, model, opt, scheduler, prec, stopper, train_loader)
+
+    bar = _progress(progress, total, start * steps_per_epoch)
+    try:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            loss, acc = _run_epoch(model, train_loader, device, prec, channels_last, opt, scheduler, clip_grad_norm, bar)
+            logs = {"loss": loss, "accuracy": acc}
+            if val_loader is not None:
+                logs["val_loss"], logs["val_accuracy"] = _run_epoch(model, val_loader, device, prec, channels_last)
+            logs["lr"] = opt.param_groups[-1]["lr"]
+            logs["seconds"] = time.perf_counter() - t0
+            history.append(logs)
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy")})
+            stop = False
+            if stopper:
+                improved, stop = stopper.update(epoch, logs)
+                if improved and restore_best:
+                    best_state = copy.deepcopy(model.state_dict())
+            if checkpoint:
+                _save_checkpoint(checkpoint, epoch + 1 if not stop else epochs, model, opt, scheduler, prec, history,
+                                 stopper, best_state, train_loader)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, logs)
+            if stop:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if stopper and restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def _progress(progress, total, initial):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="training", unit="batch", leave=True)
+
+
+def _save_checkpoint(path, epoch, model, opt, scheduler, prec, history, stopper, best_state, loader):
+    state = {"fingerprint": _model_fingerprint(model), "epoch": epoch, "model": model.state_dict(),
+             "optimizer": opt.state_dict(), "scheduler": scheduler.state_dict(),
+             "scaler": prec.scaler.state_dict() if prec.scaler else None, "history": history.to_dict(),
+             "stopper": stopper.state_dict() if stopper else None, "best_state": best_state, "rng": _rng_state(loader)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interruption while saving leaves the previous checkpoint intact
+
+
+def _resume(path, model, opt, scheduler, prec, stopper, loader):
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != _model_fingerprint(model):
+        raise CheckpointMismatchError(
+            f"{path} was saved from a different model (other layers, shapes or classes), so training cannot "
+            "resume from it. Use a new checkpoint path for this model, or delete the file to start over.")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if prec.scaler and state["scaler"]:
+        prec.scaler.load_state_dict(state["scaler"])
+    if stopper and state["stopper"]:
+        for k, v in state["stopper"].items():
+            setattr(stopper, k, v)
+    _set_rng_state(state["rng"], loader)
+    return state["epoch"], History.from_dict(state["history"]), state["best_state"]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data, batch_size: int = 64, device=None, precision: str = "fp32") -> np.ndarray:
+    """Class probabilities ``(N, classes)`` for a DataLoader or ``(x, y)`` pair, in the data's order."""
+    loader = _as_loader(data, batch_size, False, 0)
+    device = get_device(device)
+    prec = resolve_precision(precision, device)
+    model.to(device).eval()
+    out = []
+    for x, *_ in loader:
+        with prec.autocast():
+            out.append(model(x.to(device)).float().softmax(-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, _num_classes(model) or 0), np.float32)
+
+
+def evaluate(model: nn.Module, data, class_names=None, batch_size: int = 64, device=None) -> dict:
+    """Loss, accuracy, macro precision/recall/F1, per-class values and the confusion matrix on ``data``."""
+    loader = _as_loader(data, batch_size, False, 0)
+    labels = labels_of(loader)
+    if labels is None:
+        labels = np.concatenate([y.numpy() for _, y in loader])
+    _check_data(model, loader, "evaluation")
+    probs = predict(model, loader, device=device)
+    report = classification_report(labels, probs.argmax(1), class_names or getattr(model, "class_names", None),
+                                   num_classes=probs.shape[1])
+    report["loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
+    return report
+
+
+@torch.no_grad()
+def cache_features(model: TransferModel, data, path: str | Path | None = None, device=None,
+                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Run the frozen backbone once over ``data``; return ``(features (N, feature_dim), labels)``.
+
+    Training a head on these is the same as training it on images through a frozen backbone
+    (in inference mode), without repeating the expensive forward pass every epoch. Use a loader
+    without augmentation and without shuffling. With ``path`` the arrays are also saved there
+    and read back next time, if they were made by the same backbone from the same files.
+    """
+    loader = _as_loader(data, 64, False, 0)
+    key = _features_key(model, loader)
+    if path is not None and Path(path).exists():
+        saved = np.load(path, allow_pickle=False)
+        if str(saved["key"]) == key:
+            return saved["features"], saved["labels"]
+    device = get_device(device)
+    model.to(device).eval()
+    feats, labels = [], []
+    batches = loader
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(loader, desc="features", unit="batch", leave=False)
+    for x, y in batches:
+        feats.append(model.backbone(x.to(device)).float().cpu().numpy())
+        labels.append(np.asarray(y))
+    features, labels = np.concatenate(feats), np.concatenate(labels).astype(np.int64)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=features, labels=labels, key=key)
+    return features, labels
+
+
+def _features_key(model, loader) -> str:
+    folder = getattr(loader.dataset, "folder", None)
+    files = [str(p) for p in folder.paths] if folder is not None else [len(loader.dataset)]
+    weights = sum(float(p.double().sum()) for p in model.backbone.parameters())
+    return fingerprint([(f"{model.spec.name}:{weights:.6e}:{getattr(loader.dataset, 'image_size', '')}", [])], files)
+
+
+def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, epochs: int = 5, top: int | None = 4,
+              lr: float = 1e-3, backbone_lr: float = 1e-4, **fit_kwargs) -> History:
+    """The two-phase recipe: train only the new head with the backbone frozen, then unfreeze the top
+    ``top`` blocks (all with ``None``) and train on with ``backbone_lr`` for them and ``lr / 10`` for the head.
+    Returns both phases as one history."""
+    checkpoint = fit_kwargs.pop("checkpoint", None)
+    phase_file = (lambda phase: Path(f"{checkpoint}.{phase}")) if checkpoint else (lambda phase: None)
+    freeze(model.backbone)
+    first = fit(model, train, val, epochs=frozen_epochs, lr=lr, checkpoint=phase_file("frozen"), **fit_kwargs)
+    unfreeze(model.backbone, top=top)
+    second = fit(model, train, val, epochs=epochs, lr=lr / 10, backbone_lr=backbone_lr,
+                 checkpoint=phase_file("unfrozen"), **fit_kwargs)
+    return first + second
