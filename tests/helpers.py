@@ -50,3 +50,74 @@ def reference_solution(notebook: str, exercise: str, **namespace):
     namespace = {"np": np, "IMAGENET_CLASSES": imagenet_classes(), **namespace}
     exec(reference_source(notebook, exercise), namespace)
     return namespace[exercise]
+
+
+def blobs(n_per_class: int = 30, classes: int = 3, dim: int = 1280, seed: int = 0):
+    """Separable feature vectors: one Gaussian blob per class (a stand-in for cached features)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 1, size=(classes, dim))
+    y = np.repeat(np.arange(classes), n_per_class)
+    x = (centers[y] + rng.normal(0, 0.5, size=(len(y), dim))).astype(np.float32)
+    return x, y.astype(np.int64)
+
+
+def check_training(T, tmp_path, lite0_factory) -> None:
+    """Shared by both framework suites: the training API's behaviour and its errors, through the
+    public names both sides share. ``lite0_factory()`` returns a fresh pretrained Lite0."""
+    import pytest
+
+    x, y = blobs()
+    xv, yv = blobs(seed=0)[0][::3], blobs(seed=0)[1][::3]
+    model = T.create_model(num_classes=3, hidden_units=None)
+    head = model.head
+    history = T.fit(head, (x, y), (xv, yv), epochs=6, lr=1e-2, progress=False)
+    assert len(history) == 6 and {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(history.metrics)
+    assert history["loss"][-1] < history["loss"][0]
+    assert history.last("val_accuracy") >= 0.9
+    report = T.evaluate(head, (xv, yv), class_names=["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(history.last("val_accuracy"), abs=1e-6)
+    assert report["confusion_matrix"].sum() == len(yv) and set(report["per_class"]) == {"a", "b", "c"}
+    assert T.predict(head, (xv, yv)).shape == (len(yv), 3)
+
+    # cosine schedule: the logged learning rate falls to ~0 by the end
+    h = T.fit(head, (x, y), epochs=3, lr=1e-3, schedule="cosine", progress=False, batch_size=30)
+    assert h["lr"][0] < 1e-3 and h["lr"][-1] < 1e-6
+
+    # early stopping stops once the monitored value stalls
+    h = T.fit(head, (x, y), (xv, yv), epochs=50, lr=1e-2, early_stopping=2, monitor="val_loss", progress=False)
+    assert len(h) < 50
+
+    # bad input: clear errors before any work
+    with pytest.raises(ValueError, match=r"outside 0\.\.2"):
+        T.fit(head, (x, y + 1), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        T.fit(head, (x, y), epochs=1, lr=0, progress=False)
+    with pytest.raises(ValueError, match="backbone_lr must be a positive number"):
+        T.fit(model, (x, y), epochs=1, lr=1e-3, backbone_lr=-1e-4, progress=False)
+    with pytest.raises(ValueError, match="training data is empty"):
+        T.fit(head, (x[:0], y[:0]), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        T.fit(head, (x, y), epochs=0, progress=False)
+    with pytest.raises(ValueError, match="learning-rate schedule"):
+        T.fit(head, (x, y), epochs=1, schedule="cyclic", progress=False)
+
+    # the recipe on the real backbone
+    lite0 = lite0_factory()
+    blocks = T.backbone_blocks(lite0.backbone)
+    assert len(blocks) == 18 and blocks[0][0] == "conv_stem" and blocks[-1][0] == "conv_head"
+    with pytest.raises(ValueError, match="only 18"):
+        T.unfreeze(lite0.backbone, top=19)
+    with pytest.raises(ValueError, match="does not accept the backbone's features"):
+        T.replace_head(lite0, head=T.make_head(512, 3, hidden_units=None))
+    with pytest.raises(ValueError, match="outputs 4 scores but num_classes=3"):
+        T.replace_head(lite0, num_classes=3, head=T.make_head(1280, 4))
+    new = T.replace_head(lite0, class_names=["a", "b", "c"])
+    assert new.class_names == ("a", "b", "c") and new.spec.name == "efficientnet_lite0"
+    T.freeze(new.backbone)
+    assert T.count_parameters(new)[1] == 1280 * 256 + 256 + 256 * 3 + 3, "frozen backbone: only the head trains"
+    T.unfreeze(new.backbone, top=2)
+    trainable = T.count_parameters(new)[1]
+    T.unfreeze(new.backbone, top=2, train_bn=True)
+    assert T.count_parameters(new)[1] > trainable, "BatchNorm stays frozen unless train_bn"
+    T.unfreeze(new.backbone)
+    assert T.count_parameters(new)[1] == T.count_parameters(new)[0]

@@ -172,7 +172,8 @@ def unfreeze(layer: keras.layers.Layer, top: int | None = None, train_bn: bool =
     :func:`backbone_blocks`). With ``top`` set, BatchNorm layers stay frozen (inference mode) unless
     ``train_bn``. ``fit`` compiles afterwards, so the change takes effect."""
     if top is None:
-        layer.trainable = True
+        for sub in layer._flatten_layers(include_self=True):  # undo per-layer settings of an earlier top=N
+            sub.trainable = True
         return layer
     blocks = backbone_blocks(layer)
     check_unfreeze_top(top, [name for name, _ in blocks])

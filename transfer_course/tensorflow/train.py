@@ -141,8 +141,7 @@ def _model_fingerprint(model):
 
 def _save_checkpoint(folder: Path, epoch: int, model, history: History) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_weights(folder / "model.weights.h5")
-    np.savez(folder / "optimizer.npz", *[keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
+    model.save_weights(folder / "model.weights.h5")  # includes the optimizer's state (moments, step count)
     state = {"fingerprint": _model_fingerprint(model), "epoch": epoch, "history": history.to_dict()}
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
@@ -155,11 +154,8 @@ def _resume(folder: Path, model) -> tuple[int, History]:
         raise CheckpointMismatchError(
             f"{folder} was saved from a different model (other layers, shapes or classes), so training cannot "
             "resume from it. Use a new checkpoint folder for this model, or delete it to start over.")
+    model.optimizer.build(model.trainable_variables)  # the optimizer's slots must exist to receive their values
     model.load_weights(folder / "model.weights.h5")
-    model.optimizer.build(model.trainable_variables)
-    saved = np.load(folder / "optimizer.npz")
-    for i, variable in enumerate(model.optimizer.variables):
-        variable.assign(saved[f"arr_{i}"])
     return state["epoch"], History.from_dict(state["history"])
 
 
@@ -176,6 +172,8 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
     (call ``resolve_precision`` first); images are always channels-last; ``checkpoint`` is a folder;
     ``strategy`` (see ``get_strategy``) compiles the model in that strategy's scope.
     """
+    if isinstance(train, (tuple, list)) and len(train) == 2 and len(train[0]) == 0:
+        check_fit_args(epochs, lr, num_train=0)
     train_ds = _as_dataset(train, batch_size, True, seed)
     val_ds = None if val is None else _as_dataset(val, batch_size, False, seed)
     steps = int(train_ds.cardinality())

@@ -155,6 +155,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
       history); calling ``fit`` again with the same file resumes after the last completed epoch.
     - ``on_epoch_end(epoch, logs)``: called after each epoch (e.g. for a live plot).
     """
+    if isinstance(train, (tuple, list)) and len(train) == 2 and len(train[0]) == 0:
+        check_fit_args(epochs, lr, num_train=0)
     train_loader = _as_loader(train, batch_size, True, seed)
     val_loader = None if val is None else _as_loader(val, batch_size, False, seed)
     check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=len(train_loader.dataset))

@@ -1,0 +1,123 @@
+import json
+
+import numpy as np
+import pytest
+
+import transfer_course.tensorflow as T
+from helpers import blobs, check_training, write_image
+from transfer_course.training import CheckpointMismatchError
+
+
+def test_training_api(tmp_path):
+    check_training(T, tmp_path, T.create_model)
+
+
+def _head(hidden=64):
+    T.seed_everything(0)
+    return T.create_model(num_classes=3, hidden_units=hidden, dropout=0.3).head
+
+
+def test_interrupted_training_resumes_without_losing_a_completed_step(tmp_path):
+    x, y = blobs(n_per_class=20, seed=1)
+    ckpt = tmp_path / "run"
+    seen = {}
+
+    def interrupt(epoch, logs):
+        seen[epoch] = [w.copy() for w in model.get_weights()]
+        if epoch + 1 == 2:
+            raise KeyboardInterrupt
+
+    model = _head()
+    with pytest.raises(KeyboardInterrupt):
+        T.fit(model, (x, y), epochs=4, lr=1e-3, batch_size=8, checkpoint=ckpt, progress=False, on_epoch_end=interrupt)
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
+    steps_done = int(model.optimizer.iterations.numpy())
+
+    resumed = _head()
+    first_weights = {}
+
+    def record(epoch, logs):
+        first_weights.setdefault("epoch", epoch)
+
+    history = T.fit(resumed, (x, y), epochs=4, lr=1e-3, batch_size=8, checkpoint=ckpt, progress=False, on_epoch_end=record)
+    assert first_weights["epoch"] == 2, "resumes at the third epoch"
+    assert len(history) == 4 and int(resumed.optimizer.iterations.numpy()) == steps_done * 2
+    # The restored state is exactly the state after the last completed epoch.
+    restored = _head()
+    T.fit(restored, (x, y), epochs=2, lr=1e-3, batch_size=8, checkpoint=ckpt, progress=False)
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epoch"] == 4
+    with pytest.raises(CheckpointMismatchError, match="different model"):
+        T.fit(_head(hidden=32), (x, y), epochs=4, checkpoint=ckpt, progress=False)
+
+
+def test_resume_restores_weights_and_optimizer_exactly(tmp_path):
+    x, y = blobs(n_per_class=20, seed=1)
+    model = _head()
+    T.fit(model, (x, y), epochs=2, lr=1e-3, batch_size=8, checkpoint=tmp_path / "c", progress=False)
+    fresh = _head()
+    history = T.fit(fresh, (x, y), epochs=2, lr=1e-3, batch_size=8, checkpoint=tmp_path / "c", progress=False)
+    assert len(history) == 2, "a finished run is restored, not repeated"
+    for a, b in zip(model.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.optimizer.variables, fresh.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_frozen_weights_do_not_move_and_backbone_lr_is_smaller():
+    model = T.create_model(num_classes=3, dropout=0.0)  # no random masks: both steps see the same gradient
+    T.freeze(model.backbone)
+    images = np.random.default_rng(0).normal(size=(6, 32, 32, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    before = [w.copy() for w in model.backbone.get_weights()]
+    T.fit(model, (images, labels), epochs=1, lr=1e-2, progress=False, batch_size=6)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.backbone.get_weights())), \
+        "a frozen backbone (BatchNorm statistics included) must not change"
+
+    T.unfreeze(model.backbone, top=1)
+    snapshot = model.get_weights()
+    kernel = model.backbone.get_layer("conv_head").kernel
+    start = np.asarray(kernel).copy()
+    steps = []
+    for backbone_lr in (1e-1, 1e-3):  # one plain SGD step from the same weights with the same batch
+        model.set_weights(snapshot)
+        T.fit(model, (images, labels), epochs=1, lr=1e-1, backbone_lr=backbone_lr, optimizer="sgd", progress=False,
+              batch_size=6, seed=0)
+        steps.append(np.abs(np.asarray(kernel) - start).max())
+    assert steps[1] > 0 and steps[0] / steps[1] == pytest.approx(100, rel=0.03)
+
+
+def test_image_pipeline_feature_cache_and_save_reload(image_tree, tmp_path):
+    train = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=4, shuffle=False)
+    augmented = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=4, shuffle=False, augment=True)
+    x0, _ = next(iter(augmented))
+    x1, _ = next(iter(train))
+    assert x0.shape == (4, 32, 32, 3) and not np.allclose(x0, x1), "augmentation changes the images"
+    model = T.create_model(num_classes=3)
+    feats, labels = T.cache_features(model, train, path=tmp_path / "f.npz", progress=False)
+    assert feats.shape == (12, 1280) and labels.tolist() == train.folder.labels.tolist()
+    direct = T.extract_features(model, np.concatenate([np.asarray(x) for x, _ in train]))
+    assert np.allclose(feats, direct, atol=1e-5)
+    assert np.array_equal(T.cache_features(model, train, path=tmp_path / "f.npz")[0], feats)
+    T.fit(model, train, epochs=1, progress=False, clip_grad_norm=1.0)
+    path = T.save_model(model, tmp_path / "m.keras")
+    again = T.load_model(path)
+    assert np.allclose(T.predict(model, train), T.predict(again, train), atol=1e-6)
+    with pytest.raises(ValueError, match="outside 0..1"):
+        T.fit(T.create_model(num_classes=2), train, epochs=1, progress=False)
+    with pytest.raises(FileNotFoundError, match="save_model"):
+        T.load_model(tmp_path / "missing.keras")
+
+
+def test_empty_training_split_is_refused(tmp_path):
+    write_image(tmp_path / "d" / "val" / "a" / "0.png")
+    (tmp_path / "d" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(Exception, match="(?i)no images|empty"):
+        T.fit(T.create_model(num_classes=2), T.image_folder_loader(tmp_path / "d", "train"), epochs=1, progress=False)
+
+
+def test_fine_tune_runs_both_phases(image_tree):
+    model = T.create_model(num_classes=3)
+    train = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=6, augment=True)
+    history = T.fine_tune(model, train, frozen_epochs=1, epochs=1, top=2, progress=False)
+    assert len(history) == 2 and history["lr"][1] == pytest.approx(1e-4)
