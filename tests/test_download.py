@@ -5,9 +5,11 @@ import threading
 import time
 import zipfile
 
+import numpy as np
 import pytest
 
 from transfer_course.data import REMOTE_DATASETS, download_dataset, extract, fetch, sha256_of
+from helpers import write_image
 from transfer_course.errors import ChecksumError, DownloadError
 
 PAYLOAD = b"transfer learning " * 5000
@@ -125,3 +127,57 @@ def test_extract_zip_and_tar(tmp_path):
     (tmp_path / "plain.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match="neither a zip nor a tar"):
         extract(tmp_path / "plain.bin")
+
+
+def _serve(www, base, name, paths):
+    """Register local copies of a remote dataset's files (same names, real sha256) under ``base``."""
+    import transfer_course.data.remote as remote
+
+    files = tuple(remote.RemoteFile(f"{base}/{p.name}", sha256_of(p), p.stat().st_size) for p in paths)
+    return remote.RemoteDataset(name, "test copy", base, files)
+
+
+def test_prepare_flowers102_and_cifar10_into_folder_trees(cache_home, http_server, monkeypatch):
+    import io
+    import tarfile
+
+    from scipy.io import savemat
+
+    import transfer_course.data.remote as remote
+    from transfer_course.data import prepare_dataset, scan_image_folder
+
+    base, www, _ = http_server
+    staging = www / "staging"
+    for i in range(1, 7):
+        write_image(staging / "jpg" / f"image_{i:05d}.jpg")
+    with tarfile.open(www / "102flowers.tgz", "w:gz") as tf:
+        tf.add(staging / "jpg", arcname="jpg")
+    savemat(www / "imagelabels.mat", {"labels": np.array([[1, 1, 2, 2, 1, 2]])})
+    savemat(www / "setid.mat", {"trnid": np.array([[1, 3, 2]]), "valid": np.array([[5, 6]]), "tstid": np.array([[4]])})
+    monkeypatch.setitem(remote.REMOTE_DATASETS, "flowers102", _serve(
+        www, base, "flowers102", [www / "102flowers.tgz", www / "imagelabels.mat", www / "setid.mat"]))
+    root = prepare_dataset("flowers102")
+    train, val = scan_image_folder(root, "train"), scan_image_folder(root, "val")
+    assert train.class_names == ("class_001", "class_002") and len(train) == 3 and len(val) == 2
+    assert prepare_dataset("flowers102") == root
+
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        def add(name, data):
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        add("batches.meta.txt", b"airplane\nautomobile\n\n")
+        for batch in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+            records = rng.integers(0, 256, size=(4, 1 + 3072), dtype=np.uint8)
+            records[:, 0] = [0, 1, 0, 1]
+            add(batch, records.tobytes())
+    (www / "cifar-10-binary.tar.gz").write_bytes(buffer.getvalue())
+    monkeypatch.setitem(remote.REMOTE_DATASETS, "cifar10", _serve(www, base, "cifar10", [www / "cifar-10-binary.tar.gz"]))
+    root = prepare_dataset("cifar10", max_per_class=3)
+    train = scan_image_folder(root, "train")
+    assert train.class_names == ("airplane", "automobile") and len(train) == 6
+    assert len(scan_image_folder(root, "val")) == 4
+    with pytest.raises(ValueError, match="flowers102"):
+        prepare_dataset("imagenet")

@@ -6,12 +6,18 @@ verify all files of one dataset; offline it raises an error that says which file
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
-from ..errors import choices_message
-from .download import fetch
+import shutil
 
-__all__ = ["RemoteFile", "RemoteDataset", "REMOTE_DATASETS", "download_dataset"]
+import numpy as np
+
+from ..errors import DatasetError, choices_message
+from ..paths import cache_dir
+from .download import extract, fetch
+
+__all__ = ["RemoteFile", "RemoteDataset", "REMOTE_DATASETS", "download_dataset", "prepare_dataset"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,3 +95,75 @@ def download_dataset(name: str, timeout: float = 60.0) -> list[Path]:
         raise ValueError(choices_message("remote dataset", name, REMOTE_DATASETS))
     spec = REMOTE_DATASETS[name]
     return [fetch(f.url, f.sha256, subdir=f"downloads/{name}", timeout=timeout) for f in spec.files]
+
+
+def prepare_dataset(name: str, root: str | Path | None = None, max_per_class: int | None = None,
+                    timeout: float = 60.0) -> Path:
+    """Download ``name`` (verified), then arrange it as ``train/<class>/…`` and ``val/<class>/…``: the
+    same folder tree as the embedded datasets, so every loader and lesson works on it unchanged.
+
+    ``flowers102`` uses the official train/validation split; ``cifar10`` its training batches and
+    test batch. ``max_per_class`` keeps the first images of each class (a smaller, faster subset).
+    A second call reuses the prepared tree.
+    """
+    if name not in _PREPARERS:
+        raise ValueError(choices_message("dataset that can be prepared", name, _PREPARERS))
+    suffix = f"-max{max_per_class}" if max_per_class else ""
+    root = Path(root) if root else cache_dir("datasets") / f"{name}{suffix}"
+    if (root / ".complete").exists():
+        return root
+    files = download_dataset(name, timeout=timeout)
+    shutil.rmtree(root, ignore_errors=True)
+    _PREPARERS[name](files, root, max_per_class)
+    (root / ".complete").touch()
+    return root
+
+
+def _flowers102(files, root: Path, max_per_class) -> None:
+    from scipy.io import loadmat
+
+    images = extract(files[0]) / "jpg"
+    labels = loadmat(files[1])["labels"].ravel()
+    split_ids = loadmat(files[2])
+    counts: dict = {}
+    for split, key in (("train", "trnid"), ("val", "valid")):
+        for image_id in split_ids[key].ravel():
+            label = int(labels[image_id - 1])
+            if max_per_class and counts.get((split, label), 0) >= max_per_class:
+                continue
+            counts[(split, label)] = counts.get((split, label), 0) + 1
+            src = images / f"image_{image_id:05d}.jpg"
+            if not src.is_file():
+                raise DatasetError(f"{src} is missing from the Flowers102 archive; delete {files[0]} and try again.")
+            _link(src, root / split / f"class_{label:03d}" / src.name)
+
+
+def _cifar10(files, root: Path, max_per_class) -> None:
+    from PIL import Image
+
+    folder = extract(files[0]) / "cifar-10-batches-bin"
+    names = [n for n in (folder / "batches.meta.txt").read_text().split() if n]
+    for split, batches in (("train", [f"data_batch_{i}.bin" for i in range(1, 6)]), ("val", ["test_batch.bin"])):
+        counts = np.zeros(len(names), dtype=int)
+        for batch in batches:
+            records = np.fromfile(folder / batch, dtype=np.uint8).reshape(-1, 1 + 3 * 32 * 32)
+            for i, record in enumerate(records):
+                label = int(record[0])
+                if max_per_class and counts[label] >= max_per_class:
+                    continue
+                counts[label] += 1
+                image = record[1:].reshape(3, 32, 32).transpose(1, 2, 0)
+                path = root / split / names[label] / f"{batch.split('.')[0]}_{i:05d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(path)
+
+
+def _link(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)  # no second copy on disk where the file system allows it
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+_PREPARERS = {"flowers102": _flowers102, "cifar10": _cifar10}

@@ -131,3 +131,141 @@ def _cosine_similarity(fn, framework: str) -> str:
     same = to_numpy(fn(a, a))
     _expect(np.allclose(np.diag(same), 1, atol=1e-4), "a vector's similarity with itself must be 1.")
     return "1 means same direction, 0 unrelated, -1 opposite; the length of the vectors no longer matters."
+
+
+# --- shared helpers for lessons 02 and 03 --------------------------------------------------------------
+def _side(framework: str):
+    return importlib.import_module(f"transfer_course.{'torch' if framework == 'torch' else 'tensorflow'}")
+
+
+def _trainable_count(model, framework: str) -> int:
+    return _side(framework).count_parameters(model)[1]
+
+
+# --- 02 feature extraction -----------------------------------------------------------------------------
+@check("02_feature_extraction", "freeze_backbone")
+def _freeze_backbone(fn, framework: str) -> str:
+    T = _side(framework)
+    model = T.create_model(num_classes=3)
+    result = fn(model)
+    model = result if result is not None else model
+    head = sum(int(np.prod(tuple(p.shape))) for p in (model.head.parameters() if framework == "torch" else model.head.weights))
+    trainable = _trainable_count(model, framework)
+    _expect(trainable != T.count_parameters(model)[0], "every parameter is still trainable: the backbone is not frozen. "
+            + ("Set requires_grad to False on each parameter of model.backbone." if framework == "torch"
+               else "Set model.backbone.trainable = False."))
+    _expect(trainable != 0, "nothing is trainable any more: freeze only the backbone, not the new head.")
+    _expect(trainable == head, f"{trainable:,d} parameters are trainable; only the head's {head:,d} should be.")
+    return "Only the head will learn; the ImageNet features stay exactly as they are."
+
+
+@check("02_feature_extraction", "build_head")
+def _build_head(fn, framework: str) -> str:
+    head = fn(1280, 5)
+    x = np.random.default_rng(0).normal(size=(4, 1280)).astype(np.float32)
+    if framework == "torch":
+        torch = importlib.import_module("torch")
+        _expect(isinstance(head, torch.nn.Module), f"return an nn.Module (e.g. nn.Sequential), not {type(head).__name__}.")
+        kinds = [type(m).__name__ for m in head.modules()]
+        head.eval()
+        out = to_numpy(head(torch.from_numpy(x)))
+    else:
+        keras = importlib.import_module("keras")
+        _expect(isinstance(head, keras.Model), f"return a keras model (e.g. keras.Sequential), not {type(head).__name__}.")
+        kinds = [type(layer).__name__ for layer in head.layers]
+        out = to_numpy(head(x, training=False))
+    _expect(out.shape == (4, 5), f"for 4 feature vectors and 5 classes the head must output (4, 5); got {out.shape}.")
+    dense = sum(k in ("Linear", "Dense") for k in kinds)
+    _expect(dense >= 2, "use a hidden dense layer before the output layer: dense -> dropout -> output.")
+    _expect("Dropout" in kinds, "add a Dropout layer between the hidden layer and the output.")
+    _expect(not np.allclose(out.sum(1), 1, atol=1e-3), "the head ends in a softmax; return raw scores (logits): the loss "
+            "applies the softmax itself, more accurately.")
+    return "dense -> dropout -> output: a small classifier on top of 1280 ImageNet features."
+
+
+@check("02_feature_extraction", "precision_recall_f1")
+def _precision_recall_f1(fn, framework: str) -> str:
+    from ..metrics import precision_recall_f1
+
+    cm = np.array([[5, 1, 0], [2, 6, 2], [0, 0, 0]])  # class 2 never appears nor is predicted
+    cm2 = np.array([[8, 2, 0], [1, 4, 0], [3, 0, 2]])
+    for matrix in (cm2, cm):
+        got = fn(matrix.copy())
+        _expect(isinstance(got, (tuple, list)) and len(got) == 3, "return three arrays: (precision, recall, f1).")
+        p, r, f = (np.asarray(v, dtype=np.float64) for v in got)
+        ep, er, ef = precision_recall_f1(matrix)
+        if np.allclose(p, er, atol=1e-6) and not np.allclose(p, ep, atol=1e-6):
+            raise ExerciseFailed("precision and recall are swapped: precision divides by the column sum (all "
+                                 "images *predicted* as the class), recall by the row sum (all images that *are* the class).")
+        _expect(np.all(np.isfinite(p)) and np.all(np.isfinite(f)), "a class that is never predicted gives 0/0; "
+                "return 0 there (np.where or np.divide with where=) instead of nan.")
+        _expect(np.allclose(p, ep, atol=1e-6), f"precision should be {np.round(ep, 3).tolist()}; got {np.round(p, 3).tolist()}.")
+        _expect(np.allclose(r, er, atol=1e-6), f"recall should be {np.round(er, 3).tolist()}; got {np.round(r, 3).tolist()}.")
+        _expect(np.allclose(f, ef, atol=1e-6), f"F1 should be {np.round(ef, 3).tolist()}; got {np.round(f, 3).tolist()}.")
+    return "Precision: how many of the predicted are right. Recall: how many of the real ones were found."
+
+
+# --- 03 fine-tuning ------------------------------------------------------------------------------------
+@check("03_fine_tuning", "unfreeze_top_blocks")
+def _unfreeze_top_blocks(fn, framework: str) -> str:
+    T = _side(framework)
+    ours, theirs = T.create_model(num_classes=3), T.create_model(num_classes=3)
+    for model in (ours, theirs):
+        T.freeze(model.backbone)
+    head_only = _trainable_count(theirs, framework)
+    T.unfreeze(ours.backbone, top=3)
+    fn(theirs, 3)
+    want, got = _trainable_count(ours, framework), _trainable_count(theirs, framework)
+    _expect(got != T.count_parameters(theirs)[0], "everything is trainable: unfreeze only the last n blocks; the others stay frozen.")
+    _expect(got != head_only, "no backbone parameter became trainable: unfreeze the layers of the *last* n blocks, blocks[-n:].")
+    T.unfreeze(ours.backbone, top=3, train_bn=True)
+    _expect(got != _trainable_count(ours, framework), "the BatchNorm layers of those blocks were unfrozen too; keep "
+            "them frozen, so they keep their ImageNet statistics (skip them in the loop).")
+    _expect(got == want, f"{got:,d} parameters are trainable; unfreezing the last 3 blocks (BatchNorm frozen) gives {want:,d}.")
+    return "Only the last blocks, the most ImageNet-specific ones, will adapt."
+
+
+@check("03_fine_tuning", "learning_rate_groups")
+def _learning_rate_groups(fn, framework: str) -> str:
+    T = _side(framework)
+    model = T.create_model(num_classes=3)
+    T.freeze(model.backbone)
+    T.unfreeze(model.backbone, top=2)
+    groups = fn(model, 1e-3, 1e-5)
+    _expect(isinstance(groups, (list, tuple)) and len(groups) == 2,
+            "return two (parameters, learning rate) pairs: the backbone's and the head's.")
+    if framework == "torch":
+        backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+        head = list(model.head.parameters())
+    else:
+        backbone, head = model.backbone.trainable_weights, model.head.trainable_weights
+    ids = lambda params: sorted(id(p) for p in params)  # noqa: E731
+    (first, lr1), (second, lr2) = groups
+    _expect(ids(first) == ids(backbone) or ids(second) == ids(backbone),
+            "one group must hold exactly the *trainable* parameters of model.backbone (frozen ones left out).")
+    by_lr = {ids(first) == ids(backbone): lr1, ids(second) == ids(backbone): lr2}
+    _expect(by_lr.get(True) == 1e-5, "the pretrained (backbone) parameters get the small backbone_lr.")
+    head_group, head_lr = (second, lr2) if ids(first) == ids(backbone) else (first, lr1)
+    _expect(ids(head_group) == ids(head), "the other group holds all the head's parameters.")
+    _expect(head_lr == 1e-3, "the new head gets the larger head_lr.")
+    return "Pretrained layers move 100× more slowly than the new head."
+
+
+@check("03_fine_tuning", "predict_image")
+def _predict_image(fn, framework: str, model=None, image_size: int = 96) -> str:
+    from ..models import preprocess
+
+    T = _side(framework)
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, size=(300, 451, 3), dtype=np.uint8), rng.integers(0, 256, size=(80, 60), dtype=np.uint8)]
+    for image in images:
+        got = fn(model, image.copy())
+        _expect(isinstance(got, (tuple, list)) and len(got) == 2 and isinstance(got[0], str),
+                f"return a (class name, probability) pair; got {got!r}.")
+        probs = T.predict_proba(model, preprocess(image, model.spec, size=image_size))[0]
+        best = int(np.argmax(probs))
+        _expect(got[0] == model.class_names[best], f"expected class {model.class_names[best]!r}, got {got[0]!r}: "
+                f"prepare the image exactly as in training, preprocess(image, model.spec, size={image_size}).")
+        _expect(abs(float(got[1]) - probs[best]) < 1e-3, f"the probability should be {probs[best]:.3f}; got {float(got[1]):.3f} "
+                "(softmax of the model's scores).")
+    return "Same preprocessing as in training, any image size, grayscale included."
