@@ -38,7 +38,9 @@ test-unit: $(STAMP)
 	$(PY) -m pytest tests/torch
 	$(PY) -m pytest tests/tensorflow
 
+# One thread per notebook kernel: two kernels side by side on two cores, instead of thread pools fighting over them.
 test-notebooks: $(STAMP)
+	OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 	TF_CPP_MIN_LOG_LEVEL=2 TRANSFER_COURSE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-current-env \
 		-n $(NOTEBOOK_WORKERS) --dist loadscope lessons solutions
 

@@ -112,3 +112,10 @@ def test_mixed_precision_on_gpu(precision):
     images = np.random.default_rng(0).normal(size=(8, 3, 64, 64)).astype(np.float32)
     h = T.fit(model, (images, np.arange(8) % 3), epochs=2, precision=precision, channels_last=True, progress=False)
     assert np.isfinite(h["loss"]).all()
+
+
+def test_a_hand_made_head_of_the_wrong_size_is_named():
+    model = T.create_model(num_classes=3)
+    model.head = torch.nn.Linear(512, 3)
+    with pytest.raises(ValueError, match="does not accept the backbone's 1280 features"):
+        T.fit(model, (np.zeros((2, 3, 32, 32), np.float32), np.array([0, 1])), epochs=1, progress=False)

@@ -5,6 +5,7 @@ Everything is deterministic given a seed and written once to the course cache as
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -76,6 +77,28 @@ def _random_crop(image: np.ndarray, rng: np.random.Generator, size: int, scale=(
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def _staging(root: Path) -> Path:
+    """A private folder to write a dataset into, so that two processes never see each other's half-written files."""
+    staging = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _publish(staging: Path, root: Path) -> Path:
+    """Move a finished dataset into place; if another process finished first, keep its copy."""
+    (staging / ".complete").touch()
+    if (root / ".complete").exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        return root
+    shutil.rmtree(root, ignore_errors=True)  # an incomplete tree from an interrupted run
+    try:
+        os.replace(staging, root)
+    except OSError:  # another process published between our check and the move
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
 def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: str | Path | None = None,
                      classes=("cat", "coffee", "astronaut", "rocket", "temple", "flower")) -> Path:
     """Random crops of six real photos, one class per photo: a tiny dataset to look at features with.
@@ -90,7 +113,7 @@ def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: s
     root = Path(root) if root else cache_dir("datasets") / f"photo_crops-{size}px-{per_class}-seed{seed}"
     if (root / ".complete").exists():
         return root
-    shutil.rmtree(root, ignore_errors=True)
+    final, root = root, _staging(root)
     rng = np.random.default_rng(seed)
     for name in classes:
         image = photo(name)
@@ -99,8 +122,7 @@ def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: s
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 Image.fromarray(_random_crop(image, rng, size)).save(folder / f"{name}_{i:03d}.png")
-    (root / ".complete").touch()
-    return root
+    return _publish(root, final)
 
 
 #: the ten scenes of :func:`make_photo_patches`
@@ -128,7 +150,7 @@ def make_photo_patches(size: int = 128, per_class: int = 20, val_per_class: int 
     root = Path(root) if root else cache_dir("datasets") / f"photo_patches-{size}px-{per_class}-{val_per_class}-seed{seed}"
     if (root / ".complete").exists():
         return root
-    shutil.rmtree(root, ignore_errors=True)
+    final, root = root, _staging(root)
     rng = np.random.default_rng(seed)
     for name in classes:
         image = photo(name)
@@ -138,8 +160,7 @@ def make_photo_patches(size: int = 128, per_class: int = 20, val_per_class: int 
             for i in range(count):
                 patch = _random_crop(image, rng, size, scale=(0.12, 0.35), gray=1 / 3)
                 Image.fromarray(patch).save(folder / f"{name}_{i:03d}.png")
-    (root / ".complete").touch()
-    return root
+    return _publish(root, final)
 
 
 EMBEDDED_DATASETS = {"photo_crops": make_photo_crops, "photo_patches": make_photo_patches}

@@ -178,6 +178,10 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
     val_ds = None if val is None else _as_dataset(val, batch_size, False, seed)
     steps = int(train_ds.cardinality())
     check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=0 if steps == 0 else None)
+    if isinstance(model, TransferModel) and model.head.input_shape[-1] != model.spec.feature_dim:
+        raise ValueError(f"The model's head takes {model.head.input_shape[-1]} features but the backbone gives "
+                         f"{model.spec.feature_dim}. Build the head with make_head({model.spec.feature_dim}, num_classes) "
+                         "or replace_head(model, ...).")
     _check_data(model, train_ds, "training")
     if val_ds is not None:
         _check_data(model, val_ds, "validation")

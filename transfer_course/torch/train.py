@@ -62,6 +62,23 @@ def _check_data(model, loader, name):
         check_labels(labels, classes, f"The {name} labels")
 
 
+def _check_head(model) -> None:
+    """A head set by hand must still accept the backbone's features."""
+    if not isinstance(model, TransferModel):
+        return
+    dim = model.spec.feature_dim
+    device = next(model.head.parameters()).device
+    was_training = model.head.training
+    try:
+        with torch.no_grad():
+            model.head.eval()(torch.zeros(2, dim, device=device))
+    except RuntimeError as exc:
+        raise ValueError(f"The model's head does not accept the backbone's {dim} features ({exc}). Build the head with "
+                         f"make_head({dim}, num_classes) or replace_head(model, ...).") from exc
+    finally:
+        model.head.train(was_training)
+
+
 def _param_groups(model, lr, backbone_lr):
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
@@ -160,6 +177,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
     train_loader = _as_loader(train, batch_size, True, seed)
     val_loader = None if val is None else _as_loader(val, batch_size, False, seed)
     check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=len(train_loader.dataset))
+    _check_head(model)
     _check_data(model, train_loader, "training")
     if val_loader is not None:
         _check_data(model, val_loader, "validation")

@@ -1,0 +1,27 @@
+"""Helper run as a script: execute one solution notebook in its own kernel and write the validation results it
+reports (its ``results`` dict) as JSON. Used by test_lesson_results.py and benchmarks/lesson_seeds.py.
+
+    python tests/execute_lesson.py solutions/02_feature_extraction_pytorch.ipynb OUT.json [SEED]
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+path, out = Path(sys.argv[1]), Path(sys.argv[2])
+nb = nbformat.read(path, as_version=4)
+if len(sys.argv) > 3:  # override the parameters cell, as papermill would
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(f"SEED = {int(sys.argv[3])}"))
+nb.cells.append(nbformat.v4.new_code_cell(
+    "import json\n"
+    "print('RESULTS=' + json.dumps({k: {m: float(r[m]) for m in ('accuracy', 'precision', 'recall', 'f1')}"
+    " for k, r in results.items()}))"))
+start = time.perf_counter()
+NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+report = {"seconds": time.perf_counter() - start, "results": json.loads(text.split("RESULTS=", 1)[1])}
+out.write_text(json.dumps(report))
