@@ -4,7 +4,7 @@ Both paths train the same new head, from the same initial weights, on the same i
 the backbone frozen in inference mode: the features are identical, so the accuracies must match. Only the
 time differs: the cached path runs the backbone once, the live path once per epoch.
 
-    python benchmarks/feature_cache.py [--framework torch|tensorflow] [--epochs 20] [--quick]
+    python benchmarks/feature_cache.py [--framework torch|tensorflow] [--epochs 30] [--quick]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from transfer_course.data import make_dataset
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--framework", choices=("torch", "tensorflow"), default="torch")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=30, help="head epochs (lesson 02 trains its head for 30)")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--quick", action="store_true", help="10 epochs, 96 px")
     args = parser.parse_args()

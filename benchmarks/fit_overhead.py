@@ -4,7 +4,7 @@ Same model (EfficientNet-Lite0, top blocks unfrozen, frozen BatchNorm in inferen
 same optimizer and learning rate. ``fit`` adds label checks, a learning-rate schedule, loss/accuracy
 bookkeeping and a progress bar. Rounds alternate between the two to spread machine noise evenly.
 
-    python benchmarks/fit_overhead.py [--epochs 3] [--rounds 3] [--quick]
+    python benchmarks/fit_overhead.py [--epochs 3] [--rounds 5] [--quick]
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def minimal_loop(model, loader, epochs, lr):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--top", type=int, default=6, help="backbone blocks unfrozen")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 2 rounds")

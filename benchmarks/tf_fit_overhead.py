@@ -4,7 +4,7 @@ Same model (EfficientNet-Lite0, top blocks unfrozen, BatchNorm frozen), same ``t
 optimizer and learning rate; both compile (and trace) the model once per run, as a user would.
 ``fit`` adds label checks, the learning-rate schedule object, a history callback and a progress bar.
 
-    python benchmarks/tf_fit_overhead.py [--epochs 3] [--rounds 3] [--quick]
+    python benchmarks/tf_fit_overhead.py [--epochs 3] [--rounds 5] [--quick]
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def plain_fit(model, ds, epochs, lr):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--top", type=int, default=6, help="backbone blocks unfrozen")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 2 rounds")

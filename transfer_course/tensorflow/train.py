@@ -102,6 +102,10 @@ def discriminative_optimizer(optimizer: keras.optimizers.Optimizer, variables, r
 class _Loop(keras.callbacks.Callback):
     """Progress bar, history (with learning rate and time), checkpoint and the epoch hook."""
 
+    # Its per-batch work is a progress-bar tick, so Keras may call it from a helper thread and keep dispatching
+    # batches; otherwise Keras waits for every batch's results before starting the next one.
+    async_safe = True
+
     def __init__(self, history, total, initial, progress, checkpoint, on_epoch_end):
         super().__init__()
         self.history_, self.checkpoint, self.hook = history, checkpoint, on_epoch_end
@@ -266,9 +270,10 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
         from tqdm.auto import tqdm
 
         batches = tqdm(ds, desc="features", unit="batch", leave=False, total=int(ds.cardinality()))
+    forward = tf.function(lambda x: tf.cast(model.backbone(x, training=False), tf.float32), reduce_retracing=True)
     feats, labels = [], []
     for x, y in batches:
-        feats.append(np.asarray(tf.cast(model.backbone(x, training=False), tf.float32)))
+        feats.append(np.asarray(forward(x)))
         labels.append(np.asarray(y))
     features, labels = np.concatenate(feats), np.concatenate(labels).astype(np.int64)
     if path is not None:
