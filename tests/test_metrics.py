@@ -27,3 +27,13 @@ def test_labels_outside_the_classes_are_named():
         check_labels([0, 1, 5], 3)
     with pytest.raises(ValueError, match="1-D"):
         check_labels(np.zeros((2, 2)), 3)
+
+
+def test_report_from_probabilities_adds_the_cross_entropy():
+    from transfer_course.metrics import report_from_probabilities
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1]])
+    report = report_from_probabilities([0, 1, 1], probs, ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(2 / 3)
+    assert report["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.4])))
+    assert sk.log_loss([0, 1, 1], probs, labels=[0, 1, 2]) == pytest.approx(report["loss"])

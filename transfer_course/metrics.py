@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_labels", "accuracy", "confusion_matrix", "precision_recall_f1", "classification_report"]
+__all__ = ["check_labels", "accuracy", "confusion_matrix", "precision_recall_f1", "classification_report",
+           "report_from_probabilities"]
 
 
 def check_labels(labels, num_classes: int, what: str = "labels") -> np.ndarray:
@@ -70,3 +71,11 @@ def classification_report(y_true, y_pred, class_names=None, num_classes: int | N
             "f1": float(f.mean()), "confusion_matrix": cm, "class_names": names,
             "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                  "support": int(cm[i].sum())} for i, name in enumerate(names)}}
+
+
+def report_from_probabilities(labels, probabilities, class_names=None) -> dict:
+    """:func:`classification_report` of the most probable classes, plus the mean cross-entropy ``loss``."""
+    labels, probabilities = np.asarray(labels, dtype=np.int64), np.asarray(probabilities)
+    report = classification_report(labels, probabilities.argmax(1), class_names, num_classes=probabilities.shape[1])
+    report["loss"] = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None))))
+    return report

@@ -17,7 +17,7 @@ import numpy as np
 from .errors import WeightsUnavailableError, choices_message
 
 __all__ = [
-    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "check_head_output", "block_key", "check_unfreeze_top", "as_model_input", "label_predictions", "check_feature_map_stages",
+    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "head_classes", "check_head_output", "block_key", "check_unfreeze_top", "as_model_input", "label_predictions", "check_feature_map_stages",
     "OFFLINE_WEIGHTS_HINT", "preprocess", "resize_and_crop",
     "LITE0_STAGES", "lite0_parameter_names", "efficientnet_lite0_weights", "efficientnet_lite0_weights_path",
 ]
@@ -93,6 +93,16 @@ def check_head(num_classes, class_names=None) -> None:
                          f"received {num_classes!r}.")
     if class_names is not None and num_classes is not None and len(class_names) != num_classes:
         raise ValueError(f"Got {len(class_names)} class names for num_classes={num_classes}.")
+
+
+def head_classes(num_classes=None, class_names=None, head=None):
+    """``replace_head``'s arguments, checked: the number of classes (from ``class_names`` if not given)."""
+    if class_names is not None and num_classes is None:
+        num_classes = len(class_names)
+    check_head(num_classes, class_names)
+    if head is None and num_classes is None:
+        raise ValueError("replace_head needs num_classes (or class_names, or a ready-made head).")
+    return num_classes
 
 
 def check_head_output(output_shape, num_classes=None) -> int:

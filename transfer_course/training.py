@@ -6,13 +6,14 @@ import dataclasses
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 
 from .errors import choices_message
 
 __all__ = ["History", "EarlyStopper", "SCHEDULES", "lr_factor", "check_lr", "check_fit_args", "fingerprint",
-           "CheckpointMismatchError"]
+           "CheckpointMismatchError", "phase_checkpoint", "feature_cache_key", "read_feature_cache", "write_feature_cache"]
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
@@ -146,3 +147,29 @@ def fingerprint(named_shapes, class_names=None) -> str:
     that resuming into a different model is refused."""
     payload = json.dumps([[str(n), list(map(int, s))] for n, s in named_shapes] + [list(class_names or [])])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def phase_checkpoint(checkpoint, phase: str):
+    """The checkpoint path of one phase of ``fine_tune`` (``None`` when not checkpointing)."""
+    return Path(f"{checkpoint}.{phase}") if checkpoint else None
+
+
+def feature_cache_key(spec_name: str, weight_sum: float, image_size, folder=None, count: int | None = None) -> str:
+    """What cached features depend on: the backbone (its name and the sum of its weights), the image size
+    and the files (or, for in-memory data, their number)."""
+    files = [str(p) for p in folder.paths] if folder is not None else [count]
+    return fingerprint([(f"{spec_name}:{weight_sum:.6e}:{image_size or ''}", [])], files)
+
+
+def read_feature_cache(path, key: str):
+    """``(features, labels)`` saved at ``path`` under ``key``, or ``None`` when absent or made otherwise."""
+    if path is None or not Path(path).exists():
+        return None
+    saved = np.load(path, allow_pickle=False)
+    return (saved["features"], saved["labels"]) if str(saved["key"]) == key else None
+
+
+def write_feature_cache(path, key: str, features: np.ndarray, labels: np.ndarray) -> None:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=features, labels=labels, key=key)

@@ -99,6 +99,23 @@ def _publish(staging: Path, root: Path) -> Path:
     return root
 
 
+def _write_crops(root: Path, classes, counts: dict, seed: int, crop) -> Path:
+    """``counts[split]`` images per class, each ``crop(photo, rng)``, as ``root/split/class/*.png``; written to a
+    staging folder and published at once."""
+    from PIL import Image
+
+    final, root = root, _staging(root)
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        image = photo(name)
+        for split, count in counts.items():
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                Image.fromarray(crop(image, rng)).save(folder / f"{name}_{i:03d}.png")
+    return _publish(root, final)
+
+
 def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: str | Path | None = None,
                      classes=("cat", "coffee", "astronaut", "rocket", "temple", "flower")) -> Path:
     """Random crops of six real photos, one class per photo: a tiny dataset to look at features with.
@@ -106,23 +123,13 @@ def make_photo_crops(size: int = 96, per_class: int = 12, seed: int = 0, root: s
     ``train/`` gets ``per_class`` crops per class and ``val/`` half as many, from disjoint random draws.
     Returns the dataset root; a second call with the same arguments reuses the cached files.
     """
-    from PIL import Image
-
     if per_class < 2:
         raise ValueError(f"per_class must be at least 2; received {per_class}.")
     root = Path(root) if root else cache_dir("datasets") / f"photo_crops-{size}px-{per_class}-seed{seed}"
     if (root / ".complete").exists():
         return root
-    final, root = root, _staging(root)
-    rng = np.random.default_rng(seed)
-    for name in classes:
-        image = photo(name)
-        for split, count in (("train", per_class), ("val", max(2, per_class // 2))):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                Image.fromarray(_random_crop(image, rng, size)).save(folder / f"{name}_{i:03d}.png")
-    return _publish(root, final)
+    return _write_crops(root, classes, {"train": per_class, "val": max(2, per_class // 2)}, seed,
+                        lambda image, rng: _random_crop(image, rng, size))
 
 
 #: the ten scenes of :func:`make_photo_patches`
@@ -140,8 +147,6 @@ def make_photo_patches(size: int = 128, per_class: int = 20, val_per_class: int 
     ``val/`` ``val_per_class``, from disjoint random draws. A second call with the same arguments
     reuses the cached files.
     """
-    from PIL import Image
-
     if per_class < 1 or val_per_class < 1:
         raise ValueError(f"per_class and val_per_class must be at least 1; received {per_class}, {val_per_class}.")
     unknown = [c for c in classes if c not in SAMPLE_PHOTOS]
@@ -150,17 +155,8 @@ def make_photo_patches(size: int = 128, per_class: int = 20, val_per_class: int 
     root = Path(root) if root else cache_dir("datasets") / f"photo_patches-{size}px-{per_class}-{val_per_class}-seed{seed}"
     if (root / ".complete").exists():
         return root
-    final, root = root, _staging(root)
-    rng = np.random.default_rng(seed)
-    for name in classes:
-        image = photo(name)
-        for split, count in (("train", per_class), ("val", val_per_class)):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                patch = _random_crop(image, rng, size, scale=(0.12, 0.35), gray=1 / 3)
-                Image.fromarray(patch).save(folder / f"{name}_{i:03d}.png")
-    return _publish(root, final)
+    return _write_crops(root, classes, {"train": per_class, "val": val_per_class}, seed,
+                        lambda image, rng: _random_crop(image, rng, size, scale=(0.12, 0.35), gray=1 / 3))
 
 
 EMBEDDED_DATASETS = {"photo_crops": make_photo_crops, "photo_patches": make_photo_patches}

@@ -17,7 +17,7 @@ from ..errors import WeightsUnavailableError
 from ..imagenet import imagenet_classes
 from ..models import (
     LITE0_STAGES, MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, block_key, check_feature_map_stages,
-    check_head, check_head_output, check_unfreeze_top, get_spec, label_predictions,
+    check_head, check_head_output, check_unfreeze_top, get_spec, head_classes, label_predictions,
 )
 from ..paths import manual_download_help, require_cached_when_offline
 from .efficientnet_lite import efficientnet_lite0_backbone, load_lite0_weights
@@ -100,12 +100,8 @@ def replace_head(model: TransferModel, num_classes: int | None = None, hidden_un
     Keras models are graphs, so this returns a new :class:`TransferModel` that shares the backbone's
     layers and weights: use the returned model. A given ``head`` is checked on a dummy feature vector.
     """
-    if class_names is not None and num_classes is None:
-        num_classes = len(class_names)
-    check_head(num_classes, class_names)
+    num_classes = head_classes(num_classes, class_names, head)
     if head is None:
-        if num_classes is None:
-            raise ValueError("replace_head needs num_classes (or class_names, or a ready-made head).")
         head = make_head(model.spec.feature_dim, num_classes, hidden_units, dropout)
     else:
         try:

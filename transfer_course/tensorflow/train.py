@@ -14,9 +14,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..metrics import check_labels, classification_report
+from ..metrics import check_labels, report_from_probabilities
 from ..precision import validate_precision
-from ..training import CheckpointMismatchError, History, check_fit_args, fingerprint, lr_factor
+from ..training import (
+    CheckpointMismatchError, History, check_fit_args, feature_cache_key, fingerprint, phase_checkpoint,
+    read_feature_cache, write_feature_cache,
+)
 from .data import array_loader
 from .device import _POLICIES
 from .models import TransferModel, freeze, unfreeze
@@ -244,10 +247,7 @@ def evaluate(model: keras.Model, data, class_names=None, batch_size: int = 64, d
         labels = np.concatenate([np.asarray(y) for _, y in ds])
     _check_data(model, ds, "evaluation")
     probs = predict(model, ds)
-    report = classification_report(labels, probs.argmax(1), class_names or getattr(model, "class_names", None),
-                                   num_classes=probs.shape[1])
-    report["loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
-    return report
+    return report_from_probabilities(labels, probs, class_names or getattr(model, "class_names", None))
 
 
 def cache_features(model: TransferModel, data, path: str | Path | None = None, device=None,
@@ -261,10 +261,9 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
     """
     ds = _as_dataset(data, 64, False, 0)
     key = _features_key(model, ds)
-    if path is not None and Path(path).exists():
-        saved = np.load(path, allow_pickle=False)
-        if str(saved["key"]) == key:
-            return saved["features"], saved["labels"]
+    cached = read_feature_cache(path, key)
+    if cached is not None:
+        return cached
     batches = ds
     if progress:
         from tqdm.auto import tqdm
@@ -276,17 +275,14 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
         feats.append(np.asarray(forward(x)))
         labels.append(np.asarray(y))
     features, labels = np.concatenate(feats), np.concatenate(labels).astype(np.int64)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, features=features, labels=labels, key=key)
+    write_feature_cache(path, key, features, labels)
     return features, labels
 
 
 def _features_key(model, ds) -> str:
-    folder = getattr(ds, "folder", None)
-    files = [str(p) for p in folder.paths] if folder is not None else [int(ds.cardinality())]
     weights = sum(float(np.sum(np.asarray(w, dtype=np.float64))) for w in model.backbone.weights)
-    return fingerprint([(f"{model.spec.name}:{weights:.6e}:{getattr(ds, 'image_size', '')}", [])], files)
+    return feature_cache_key(model.spec.name, weights, getattr(ds, "image_size", None), getattr(ds, "folder", None),
+                             int(ds.cardinality()))
 
 
 def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, epochs: int = 5, top: int | None = 4,
@@ -295,10 +291,10 @@ def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, 
     ``top`` blocks (all with ``None``) and train on with ``backbone_lr`` for them and ``lr / 10`` for the head.
     Returns both phases as one history."""
     checkpoint = fit_kwargs.pop("checkpoint", None)
-    phase_dir = (lambda phase: Path(f"{checkpoint}.{phase}")) if checkpoint else (lambda phase: None)
     freeze(model.backbone)
-    first = fit(model, train, val, epochs=frozen_epochs, lr=lr, checkpoint=phase_dir("frozen"), **fit_kwargs)
+    first = fit(model, train, val, epochs=frozen_epochs, lr=lr, checkpoint=phase_checkpoint(checkpoint, "frozen"),
+                **fit_kwargs)
     unfreeze(model.backbone, top=top)
     second = fit(model, train, val, epochs=epochs, lr=lr / 10, backbone_lr=backbone_lr,
-                 checkpoint=phase_dir("unfrozen"), **fit_kwargs)
+                 checkpoint=phase_checkpoint(checkpoint, "unfrozen"), **fit_kwargs)
     return first + second

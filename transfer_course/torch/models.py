@@ -15,7 +15,7 @@ from ..errors import WeightsUnavailableError
 from ..imagenet import imagenet_classes
 from ..models import (
     MODEL_SPECS, OFFLINE_WEIGHTS_HINT, ModelSpec, as_model_input, block_key, check_feature_map_stages, check_head,
-    check_head_output, check_unfreeze_top, efficientnet_lite0_weights, get_spec, label_predictions,
+    check_head_output, check_unfreeze_top, efficientnet_lite0_weights, get_spec, head_classes, label_predictions,
 )
 from ..paths import manual_download_help, require_cached_when_offline
 
@@ -78,12 +78,8 @@ def replace_head(model: TransferModel, num_classes: int | None = None, hidden_un
     A given ``head`` is checked on a dummy feature vector: it must accept the backbone's
     ``spec.feature_dim`` features and return one score per class.
     """
-    if class_names is not None and num_classes is None:
-        num_classes = len(class_names)
-    check_head(num_classes, class_names)
+    num_classes = head_classes(num_classes, class_names, head)
     if head is None:
-        if num_classes is None:
-            raise ValueError("replace_head needs num_classes (or class_names, or a ready-made head).")
         head = make_head(model.spec.feature_dim, num_classes, hidden_units, dropout)
     else:
         head.eval()

@@ -17,8 +17,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..metrics import check_labels, classification_report
-from ..training import CheckpointMismatchError, EarlyStopper, History, check_fit_args, fingerprint, lr_factor
+from ..metrics import check_labels, report_from_probabilities
+from ..training import (
+    CheckpointMismatchError, EarlyStopper, History, check_fit_args, feature_cache_key, fingerprint, lr_factor,
+    phase_checkpoint, read_feature_cache, write_feature_cache,
+)
 from .data import array_loader
 from .device import get_device, resolve_precision
 from .models import TransferModel, freeze, train_mode, unfreeze
@@ -291,10 +294,7 @@ def evaluate(model: nn.Module, data, class_names=None, batch_size: int = 64, dev
         labels = np.concatenate([y.numpy() for _, y in loader])
     _check_data(model, loader, "evaluation")
     probs = predict(model, loader, device=device)
-    report = classification_report(labels, probs.argmax(1), class_names or getattr(model, "class_names", None),
-                                   num_classes=probs.shape[1])
-    report["loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
-    return report
+    return report_from_probabilities(labels, probs, class_names or getattr(model, "class_names", None))
 
 
 @torch.no_grad()
@@ -309,10 +309,9 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
     """
     loader = _as_loader(data, 64, False, 0)
     key = _features_key(model, loader)
-    if path is not None and Path(path).exists():
-        saved = np.load(path, allow_pickle=False)
-        if str(saved["key"]) == key:
-            return saved["features"], saved["labels"]
+    cached = read_feature_cache(path, key)
+    if cached is not None:
+        return cached
     device = get_device(device)
     model.to(device).eval()
     feats, labels = [], []
@@ -325,17 +324,14 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
         feats.append(model.backbone(x.to(device)).float().cpu().numpy())
         labels.append(np.asarray(y))
     features, labels = np.concatenate(feats), np.concatenate(labels).astype(np.int64)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, features=features, labels=labels, key=key)
+    write_feature_cache(path, key, features, labels)
     return features, labels
 
 
 def _features_key(model, loader) -> str:
-    folder = getattr(loader.dataset, "folder", None)
-    files = [str(p) for p in folder.paths] if folder is not None else [len(loader.dataset)]
     weights = sum(float(p.double().sum()) for p in model.backbone.parameters())
-    return fingerprint([(f"{model.spec.name}:{weights:.6e}:{getattr(loader.dataset, 'image_size', '')}", [])], files)
+    return feature_cache_key(model.spec.name, weights, getattr(loader.dataset, "image_size", None),
+                             getattr(loader.dataset, "folder", None), len(loader.dataset))
 
 
 def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, epochs: int = 5, top: int | None = 4,
@@ -344,10 +340,10 @@ def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, 
     ``top`` blocks (all with ``None``) and train on with ``backbone_lr`` for them and ``lr / 10`` for the head.
     Returns both phases as one history."""
     checkpoint = fit_kwargs.pop("checkpoint", None)
-    phase_file = (lambda phase: Path(f"{checkpoint}.{phase}")) if checkpoint else (lambda phase: None)
     freeze(model.backbone)
-    first = fit(model, train, val, epochs=frozen_epochs, lr=lr, checkpoint=phase_file("frozen"), **fit_kwargs)
+    first = fit(model, train, val, epochs=frozen_epochs, lr=lr, checkpoint=phase_checkpoint(checkpoint, "frozen"),
+                **fit_kwargs)
     unfreeze(model.backbone, top=top)
     second = fit(model, train, val, epochs=epochs, lr=lr / 10, backbone_lr=backbone_lr,
-                 checkpoint=phase_file("unfrozen"), **fit_kwargs)
+                 checkpoint=phase_checkpoint(checkpoint, "unfrozen"), **fit_kwargs)
     return first + second
