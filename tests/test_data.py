@@ -1,9 +1,11 @@
+import json
+
 import numpy as np
 import pytest
 
 from helpers import write_image
 from transfer_course.data import (
-    load_image, load_split, make_dataset, make_photo_crops, photo, scan_image_folder, verify_images,
+    load_image, load_split, make_dataset, make_photo_patches, split_tiles, PATCH_CLASSES, photo, scan_image_folder, verify_images,
 )
 from transfer_course.errors import DatasetError, ImageDecodeError
 
@@ -70,23 +72,59 @@ def test_load_split(image_tree):
     assert x.shape == (6, 24, 24, 3) and y.tolist() == [0, 0, 1, 1, 2, 2] and names == ("ant", "bee", "cow")
 
 
-def test_photo_crops_are_deterministic_and_cached(cache_home):
-    a = make_photo_crops(size=32, per_class=2, seed=7)
-    b = make_photo_crops(size=32, per_class=2, seed=7, root=cache_home / "again")
-    c = make_photo_crops(size=32, per_class=2, seed=8, root=cache_home / "other")
+def test_photo_patches_are_deterministic_and_cached(cache_home):
+    a = make_photo_patches(size=32, per_class=2, val_per_class=1, seed=7)
+    b = make_photo_patches(size=32, per_class=2, val_per_class=1, seed=7, root=cache_home / "again")
+    c = make_photo_patches(size=32, per_class=2, val_per_class=1, seed=8, root=cache_home / "other")
     files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
-    assert len(files) == 6 * (2 + 2)
+    assert len(files) == len(PATCH_CLASSES) * (2 + 1 + 1)
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files)
     stamp = (a / files[0]).stat().st_mtime_ns
-    assert make_dataset("photo_crops", size=32, per_class=2, seed=7) == a
+    assert make_dataset("photo_patches", size=32, per_class=2, val_per_class=1, seed=7) == a
     assert (a / files[0]).stat().st_mtime_ns == stamp, "a cached dataset must be reused, not rewritten"
 
 
-def test_photo_crops_bad_arguments(cache_home):
-    with pytest.raises(ValueError, match="per_class must be at least 2"):
-        make_photo_crops(per_class=1)
-    with pytest.raises(ValueError, match="Unknown embedded dataset 'mnist'. Valid choices: photo_crops"):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_photo_patch_splits_share_no_pixel(cache_home, seed):
+    """Every patch's square, in its photo's coordinates, lies inside tiles of its own split only: no pixel of a
+    photo is seen by two splits."""
+    root = make_photo_patches(size=24, per_class=12, val_per_class=6, test_per_class=6, seed=seed)
+    boxes = json.loads((root / "boxes.json").read_text())
+    assert len(boxes) == len(list(root.rglob("*.png"))) == len(PATCH_CLASSES) * 24
+    for name in PATCH_CLASSES:
+        shape = photo(name).shape[:2]
+        owner = np.full(shape, "", dtype=object)
+        for file, (top, left, side) in boxes.items():
+            split, cls = file.split("/")[:2]
+            if cls != name:
+                continue
+            assert side >= 8 and 0 <= top and top + side <= shape[0] and 0 <= left and left + side <= shape[1]
+            region = owner[top:top + side, left:left + side]
+            assert set(region.ravel()) <= {"", split}, f"{file} overlaps pixels of another split"
+            region[...] = split
+        assert {"train", "val", "test"} <= set(owner.ravel()), name
+
+
+def test_split_tiles_cover_distinct_squares():
+    tiles = split_tiles((300, 451), np.random.default_rng(0))
+    allocated = [t for ts in tiles.values() for t in ts]
+    assert len(allocated) == len(set(allocated)) == 4 * 6  # 75-px tiles: 4 rows, 6 columns
+    assert len(tiles["val"]) == len(tiles["test"]) == 5 and len(tiles["train"]) == 14
+    for top, left, side in allocated:
+        assert side == 75 and top + side <= 300 and left + side <= 451
+
+
+def test_photo_patches_bad_arguments(cache_home):
+    with pytest.raises(ValueError, match="train patches per class must be a whole number >= 1; received 0"):
+        make_photo_patches(per_class=0)
+    with pytest.raises(ValueError, match="test patches per class .* received 2.5"):
+        make_photo_patches(test_per_class=2.5)
+    with pytest.raises(ValueError, match="size must be a whole number of pixels >= 8"):
+        make_photo_patches(size=4)
+    with pytest.raises(ValueError, match="at least 2 different classes"):
+        make_photo_patches(classes=("cat", "cat"))
+    with pytest.raises(ValueError, match="Unknown embedded dataset 'mnist'. Valid choices: photo_patches"):
         make_dataset("mnist")
     with pytest.raises(ValueError, match="Unknown sample photo 'dog'"):
         photo("dog")

@@ -153,12 +153,15 @@ def test_prepare_flowers102_and_cifar10_into_folder_trees(cache_home, http_serve
     with tarfile.open(www / "102flowers.tgz", "w:gz") as tf:
         tf.add(staging / "jpg", arcname="jpg")
     savemat(www / "imagelabels.mat", {"labels": np.array([[1, 1, 2, 2, 1, 2]])})
-    savemat(www / "setid.mat", {"trnid": np.array([[1, 3, 2]]), "valid": np.array([[5, 6]]), "tstid": np.array([[4]])})
+    savemat(www / "setid.mat", {"trnid": np.array([[1, 3]]), "valid": np.array([[5, 6]]), "tstid": np.array([[2, 4]])})
     monkeypatch.setitem(remote.REMOTE_DATASETS, "flowers102", _serve(
         www, base, "flowers102", [www / "102flowers.tgz", www / "imagelabels.mat", www / "setid.mat"]))
     root = prepare_dataset("flowers102")
-    train, val = scan_image_folder(root, "train"), scan_image_folder(root, "val")
-    assert train.class_names == ("class_001", "class_002") and len(train) == 3 and len(val) == 2
+    train, val, test = (scan_image_folder(root, s) for s in ("train", "val", "test"))
+    assert train.class_names == ("class_001", "class_002") and len(train) == 2 and len(val) == 2
+    assert [p.name for p in test.paths] == ["image_00002.jpg", "image_00004.jpg"] and test.labels.tolist() == [0, 1]
+    names = [{p.name for p in split.paths} for split in (train, val, test)]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2]), "official splits are disjoint"
     assert prepare_dataset("flowers102") == root
 
     rng = np.random.default_rng(0)
@@ -169,15 +172,24 @@ def test_prepare_flowers102_and_cifar10_into_folder_trees(cache_home, http_serve
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
         add("batches.meta.txt", b"airplane\nautomobile\n\n")
+        batches = {}
         for batch in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
             records = rng.integers(0, 256, size=(4, 1 + 3072), dtype=np.uint8)
             records[:, 0] = [0, 1, 0, 1]
+            batches[batch] = records
             add(batch, records.tobytes())
     (www / "cifar-10-binary.tar.gz").write_bytes(buffer.getvalue())
     monkeypatch.setitem(remote.REMOTE_DATASETS, "cifar10", _serve(www, base, "cifar10", [www / "cifar-10-binary.tar.gz"]))
     root = prepare_dataset("cifar10", max_per_class=3)
     train = scan_image_folder(root, "train")
+    val, test = scan_image_folder(root, "val"), scan_image_folder(root, "test")
     assert train.class_names == ("airplane", "automobile") and len(train) == 6
-    assert len(scan_image_folder(root, "val")) == 4
+    assert len(val) == 4 and len(test) == 4
+    # val is the held-out fifth training batch, test the test batch: pixel for pixel
+    from PIL import Image
+
+    first = lambda folder: np.asarray(Image.open(folder.paths[0]))  # noqa: E731
+    assert np.array_equal(first(val), batches["data_batch_5.bin"][0, 1:].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert np.array_equal(first(test), batches["test_batch.bin"][0, 1:].reshape(3, 32, 32).transpose(1, 2, 0))
     with pytest.raises(ValueError, match="flowers102"):
         prepare_dataset("imagenet")

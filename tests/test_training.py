@@ -53,8 +53,8 @@ def test_fingerprint_tells_models_apart():
 
 def test_photo_patches_tree(cache_home):
     root = make_photo_patches(size=48, per_class=3, val_per_class=2, seed=1)
-    train, val = scan_image_folder(root, "train"), scan_image_folder(root, "val")
-    assert train.class_names == tuple(sorted(PATCH_CLASSES)) and len(train) == 30 and len(val) == 20
+    train, val, test = (scan_image_folder(root, s) for s in ("train", "val", "test"))
+    assert train.class_names == tuple(sorted(PATCH_CLASSES)) and len(train) == 30 and len(val) == len(test) == 20
     assert make_photo_patches(size=48, per_class=3, val_per_class=2, seed=1) == root, "cached"
     with pytest.raises(ValueError, match="photo class"):
         make_photo_patches(classes=("cat", "dragon"), root=cache_home / "x")

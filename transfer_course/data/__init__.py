@@ -1,7 +1,7 @@
 """Framework-neutral data: embedded datasets, image folders, verified downloads."""
 from .download import extract, fetch, sha256_of
 from .embedded import (
-    EMBEDDED_DATASETS, PATCH_CLASSES, SAMPLE_PHOTOS, make_dataset, make_photo_crops, make_photo_patches, photo, sample_photos,
+    EMBEDDED_DATASETS, PATCH_CLASSES, SAMPLE_PHOTOS, make_dataset, make_photo_patches, photo, split_tiles, sample_photos,
 )
 from .folder import (
     IMAGE_EXTENSIONS, ImageFolder, ensure_rgb, load_image, load_split, scan_image_folder, to_rgb, verify_images,
@@ -10,7 +10,7 @@ from .remote import REMOTE_DATASETS, download_dataset, prepare_dataset
 
 __all__ = [
     "extract", "fetch", "sha256_of",
-    "EMBEDDED_DATASETS", "PATCH_CLASSES", "SAMPLE_PHOTOS", "make_dataset", "make_photo_crops", "make_photo_patches", "photo",
+    "EMBEDDED_DATASETS", "PATCH_CLASSES", "SAMPLE_PHOTOS", "make_dataset", "make_photo_patches", "photo", "split_tiles",
     "sample_photos",
     "IMAGE_EXTENSIONS", "ImageFolder", "ensure_rgb", "load_image", "load_split", "scan_image_folder", "to_rgb",
     "verify_images",

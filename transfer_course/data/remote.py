@@ -99,17 +99,20 @@ def download_dataset(name: str, timeout: float = 60.0) -> list[Path]:
 
 def prepare_dataset(name: str, root: str | Path | None = None, max_per_class: int | None = None,
                     timeout: float = 60.0) -> Path:
-    """Download ``name`` (verified), then arrange it as ``train/<class>/…`` and ``val/<class>/…``: the
-    same folder tree as the embedded datasets, so every loader and lesson works on it unchanged.
+    """Download ``name`` (verified), then arrange it as ``train/<class>/…``, ``val/<class>/…`` and
+    ``test/<class>/…``: the same folder tree as the embedded datasets, so every loader and lesson works on it
+    unchanged.
 
-    ``flowers102`` uses the official train/validation split; ``cifar10`` its training batches and
-    test batch. ``max_per_class`` keeps the first images of each class (a smaller, faster subset).
+    ``flowers102`` uses the official train / validation / test split. ``cifar10`` keeps its test batch as
+    ``test/`` and holds out its fifth training batch as ``val/`` (the 10,000 images you choose settings on),
+    so the test images are never looked at while choosing. ``max_per_class`` keeps the first images of each
+    class in each split (a smaller, faster subset).
     A second call reuses the prepared tree.
     """
     if name not in _PREPARERS:
         raise ValueError(choices_message("dataset that can be prepared", name, _PREPARERS))
     suffix = f"-max{max_per_class}" if max_per_class else ""
-    root = Path(root) if root else cache_dir("datasets") / f"{name}{suffix}"
+    root = Path(root) if root else cache_dir("datasets") / f"{name}-v2{suffix}"  # v2: with a test split
     if (root / ".complete").exists():
         return root
     files = download_dataset(name, timeout=timeout)
@@ -126,7 +129,7 @@ def _flowers102(files, root: Path, max_per_class) -> None:
     labels = loadmat(files[1])["labels"].ravel()
     split_ids = loadmat(files[2])
     counts: dict = {}
-    for split, key in (("train", "trnid"), ("val", "valid")):
+    for split, key in (("train", "trnid"), ("val", "valid"), ("test", "tstid")):
         for image_id in split_ids[key].ravel():
             label = int(labels[image_id - 1])
             if max_per_class and counts.get((split, label), 0) >= max_per_class:
@@ -143,7 +146,9 @@ def _cifar10(files, root: Path, max_per_class) -> None:
 
     folder = extract(files[0]) / "cifar-10-batches-bin"
     names = [n for n in (folder / "batches.meta.txt").read_text().split() if n]
-    for split, batches in (("train", [f"data_batch_{i}.bin" for i in range(1, 6)]), ("val", ["test_batch.bin"])):
+    splits = (("train", [f"data_batch_{i}.bin" for i in range(1, 5)]), ("val", ["data_batch_5.bin"]),
+              ("test", ["test_batch.bin"]))
+    for split, batches in splits:
         counts = np.zeros(len(names), dtype=int)
         for batch in batches:
             records = np.fromfile(folder / batch, dtype=np.uint8).reshape(-1, 1 + 3 * 32 * 32)

@@ -1,0 +1,6 @@
+"""The tests behind each exercise, one module per lesson. A check raises :class:`ExerciseFailed` with feedback
+that says what is wrong and how to fix it, or returns a short note on success."""
+from . import lesson01, lesson02, lesson03  # noqa: F401  (each registers its checks)
+from ._base import CHECKS, ExerciseFailed, check
+
+__all__ = ["CHECKS", "ExerciseFailed", "check"]
