@@ -1,7 +1,8 @@
-"""Lessons 02 and 03, both frameworks, over several seeds: the numbers each notebook reports, with spread and
-run times. Each notebook runs in its own kernel, two at a time (one thread each on a 2-core machine).
+"""Lessons 02 and 03, both frameworks, over several seeds: the test-split numbers each notebook reports once (its
+``results``), with spread, paired differences between methods, and run times. Each notebook runs in its own kernel,
+two at a time (one thread each on a 2-core machine).
 
-    python benchmarks/lesson_seeds.py [--profile default] [--seeds 0 1 2] [--jobs 2]
+    python benchmarks/lesson_seeds.py [--profile default] [--seeds 0 1 2] [--jobs 2] [--lessons 03_fine_tuning]
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = [f"{lesson}_{fw}" for lesson in ("02_feature_extraction", "03_fine_tuning") for fw in ("pytorch", "tensorflow")]
+LESSONS = ("02_feature_extraction", "03_fine_tuning")
 
 
 def main() -> None:
@@ -25,12 +26,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="threads per kernel")
+    parser.add_argument("--lessons", nargs="+", default=list(LESSONS), choices=LESSONS)
+    parser.add_argument("--json", type=Path, help="also write every run's numbers to this file")
     args = parser.parse_args()
+    notebooks = [f"{lesson}_{fw}" for lesson in args.lessons for fw in ("pytorch", "tensorflow")]
     threads = str(args.threads)
     env = {**os.environ, "TRANSFER_COURSE_PROFILE": args.profile, "OMP_NUM_THREADS": threads,
            "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = Path(tempfile.mkdtemp())
-    jobs = [(nb, seed) for seed in args.seeds for nb in NOTEBOOKS]
+    jobs = [(nb, seed) for seed in args.seeds for nb in notebooks]
     reports = {}
     for i in range(0, len(jobs), args.jobs):
         procs = {job: subprocess.Popen([sys.executable, str(ROOT / "tests" / "execute_lesson.py"),
@@ -43,8 +47,10 @@ def main() -> None:
             reports[job] = json.loads((out / f"{job[0]}-{job[1]}.json").read_text())
             print(f"done {job[0]} seed {job[1]}: {reports[job]['seconds']:.0f} s", flush=True)
 
-    print(f"\nprofile {args.profile}, seeds {args.seeds}: validation accuracy (macro F1), mean ± std over seeds")
-    for nb in NOTEBOOKS:
+    if args.json:
+        args.json.write_text(json.dumps({f"{nb} seed {seed}": r for (nb, seed), r in reports.items()}, indent=1))
+    print(f"\nprofile {args.profile}, seeds {args.seeds}: TEST accuracy (macro F1), mean ± std over seeds")
+    for nb in notebooks:
         runs = [reports[(nb, s)] for s in args.seeds]
         cells = []
         for method in runs[0]["results"]:
@@ -53,6 +59,10 @@ def main() -> None:
             cells.append(f"{method} {acc.mean():.3f} ± {acc.std():.3f} (F1 {f1.mean():.3f})")
         seconds = np.array([r["seconds"] for r in runs])
         print(f"{nb:34s} " + " | ".join(cells) + f" | {seconds.mean():.0f} s per run")
+        methods = list(runs[0]["results"])
+        for a, b in zip(methods, methods[1:]):  # paired by seed: the same data and split in both methods
+            diff = np.array([r["results"][b]["accuracy"] - r["results"][a]["accuracy"] for r in runs])
+            print(f"{'':34s} {b} − {a}: {diff.mean():+.3f} ± {diff.std():.3f} (per seed {np.round(diff, 3).tolist()})")
 
 
 if __name__ == "__main__":

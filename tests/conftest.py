@@ -1,14 +1,60 @@
-"""Shared fixtures. Neutral tests import neither torch nor tensorflow at module level."""
+"""Shared fixtures. Neutral tests import neither torch nor tensorflow at module level.
+
+The PyTorch and TensorFlow suites (tests/torch, tests/tensorflow) must never share a process: with some builds,
+importing torchvision after TensorFlow crashes it. A run that would collect both (a plain ``pytest`` from the
+repository root, ``pytest tests``) collects neither here and runs each in a process of its own instead
+(tests/test_framework_suites.py), so it passes or fails like ``make test-unit`` and never crashes.
+"""
 from __future__ import annotations
 
 import functools
 import http.server
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from helpers import write_image
+
+HERE = Path(__file__).resolve().parent
+FRAMEWORK_SUITES = ("torch", "tensorflow")
+SPLIT_RUNNER = HERE / "test_framework_suites.py"
+
+
+def _resolve(arg: str, config) -> Path:
+    path = Path(arg.split("::")[0])
+    if path.is_absolute():
+        return path.resolve()
+    here = Path(config.invocation_params.dir) / path
+    return (here if here.exists() else config.rootpath / path).resolve()
+
+
+def suites_to_split(config) -> list[str]:
+    """The framework suites this run would collect, when it would collect both of them (else [])."""
+    ignored = [_resolve(p, config) for p in (config.getoption("ignore") or [])]
+    args = [_resolve(a, config) for a in config.args]
+    found = []
+    for name in FRAMEWORK_SUITES:
+        suite = HERE / name
+        if any(i == suite or i in suite.parents for i in ignored):
+            continue
+        if any(a == suite or a in suite.parents for a in args):  # the whole suite, not a file inside it
+            found.append(name)
+    return found if len(found) == len(FRAMEWORK_SUITES) else []
+
+
+def pytest_configure(config):
+    config.framework_suites_to_split = suites_to_split(config)
+
+
+def pytest_ignore_collect(collection_path, config):
+    split = getattr(config, "framework_suites_to_split", [])
+    if collection_path == SPLIT_RUNNER:
+        return not split or None
+    if split and collection_path.parent == HERE and collection_path.name in split:
+        return True
+    return None
 
 
 @pytest.fixture

@@ -128,3 +128,22 @@ def test_build_lessons_cli(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "transfer_course.cli", "build-lessons", "--root", str(tmp_path)],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "No notebooks in" in missing.stderr
+
+
+def _collected(*args):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def test_plain_pytest_from_the_root_keeps_each_framework_in_its_own_process():
+    """`pytest` with no arguments must not import torchvision and tensorflow into one process (it would crash):
+    the framework suites are then run by a test that starts one process per suite."""
+    items = _collected()
+    assert not [i for i in items if i.startswith(("tests/torch/", "tests/tensorflow/"))]
+    assert {i.split("[")[1] for i in items if i.startswith("tests/test_framework_suites.py")} == {"torch]", "tensorflow]"}
+    # One suite named explicitly is collected as usual, and the splitting test is not.
+    items = _collected("tests/torch", "tests/test_profiles.py")
+    assert any(i.startswith("tests/torch/") for i in items)
+    assert not any("test_framework_suites" in i for i in items)
