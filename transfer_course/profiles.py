@@ -29,7 +29,7 @@ class Profile:
     name: str
     #: side of the square images fed to models when a lesson trains or extracts features
     image_size: int
-    #: images per class in the embedded datasets (train split; val gets half)
+    #: training images per class in the embedded datasets (the lessons give val and test as many, at least 10)
     samples_per_class: int
     #: training epochs for a head or a fine-tune phase
     epochs: int
