@@ -130,6 +130,22 @@ def test_build_lessons_cli(tmp_path):
     assert missing.returncode == 2 and "No notebooks in" in missing.stderr
 
 
+def test_build_lessons_elsewhere_never_touches_the_installed_references(tmp_path):
+    """Building the lessons of another folder (a copy of the notebooks) writes its lessons/ only."""
+    import shutil
+
+    from transfer_course.exercises.build import REFERENCES_PATH
+
+    before = REFERENCES_PATH.read_bytes()
+    (tmp_path / "solutions").mkdir()
+    shutil.copy(ROOT / "solutions" / "00_setup_pytorch.ipynb", tmp_path / "solutions")
+    proc = subprocess.run([sys.executable, "-m", "transfer_course.cli", "build-lessons", "--root", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "lessons" / "00_setup_pytorch.ipynb").is_file()
+    assert REFERENCES_PATH.read_bytes() == before, "the installed package's reference answers were overwritten"
+
+
 def _collected(*args):
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)

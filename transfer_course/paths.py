@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-__all__ = ["cache_dir", "CACHE_ENV_VAR", "OFFLINE_ENV_VAR", "is_offline", "manual_download_help", "require_cached_when_offline"]
+__all__ = ["cache_dir", "CACHE_ENV_VAR", "OFFLINE_ENV_VAR", "is_offline", "manual_download_help", "require_cached_when_offline",
+           "OWNER_MARK", "staging_folder", "publish_folder", "check_can_write_folder"]
+
+#: a file the course writes into every folder it creates, so that it only ever removes or replaces its own folders
+OWNER_MARK = ".transfer-course"
 
 CACHE_ENV_VAR = "TRANSFER_COURSE_HOME"
 OFFLINE_ENV_VAR = "TRANSFER_COURSE_OFFLINE"
@@ -41,3 +46,55 @@ def require_cached_when_offline(target: Path, error: type[Exception], help_text:
     """Raise ``error`` with ``help_text`` when ``target`` is missing and downloads are forbidden."""
     if not Path(target).exists() and is_offline():
         raise error(f"{Path(target).name} is not in the cache and ${OFFLINE_ENV_VAR} forbids downloads.\n{help_text}")
+
+
+def _ours(folder: Path) -> bool:
+    """The course wrote this folder: it carries the mark (or the completion stamp of an older version)."""
+    return any((folder / mark).is_file() for mark in (OWNER_MARK, ".complete", ".extracted"))
+
+
+def check_can_write_folder(root: str | Path, what: str = "dataset") -> Path:
+    """Refuse a folder the course would have to replace but did not create: it may hold a user's files.
+
+    A missing folder, an empty one, or one the course wrote before (it holds :data:`OWNER_MARK`) is fine.
+    """
+    root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} is a file, not a folder; the course would write a {what} folder there. "
+                              "Pass root= a new or empty folder.")
+    if root.is_dir() and not _ours(root) and any(root.iterdir()):
+        raise FileExistsError(f"{root} already holds files that the course did not create, so it will not write a {what} "
+                              "there (that could overwrite or delete them). Pass root= a new or empty folder, or leave "
+                              "root unset to use the course cache.")
+    return root
+
+
+def staging_folder(root: Path) -> Path:
+    """A private folder next to ``root`` to build into, so that no process ever sees a half-written tree."""
+    staging = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    if staging.exists() and _ours(staging):
+        shutil.rmtree(staging)  # left over from an interrupted run of this process id
+    staging.mkdir(parents=True, exist_ok=False)
+    (staging / OWNER_MARK).write_text("written by transfer-course; safe to delete\n")
+    return staging
+
+
+def publish_folder(staging: Path, root: Path) -> Path:
+    """Move a finished ``staging`` folder to ``root``. A complete copy already there (another process finished
+    first) is kept. ``root`` is only ever replaced if it is empty or the course's own (see
+    :func:`check_can_write_folder`), never when it holds a user's files."""
+    (staging / ".complete").touch()
+    if (root / ".complete").exists() and _ours(root):
+        shutil.rmtree(staging)
+        return root
+    check_can_write_folder(root)
+    if root.is_dir():
+        if _ours(root):
+            shutil.rmtree(root)  # an incomplete tree of ours from an interrupted run
+        else:
+            root.rmdir()  # empty (checked above)
+    try:
+        os.replace(staging, root)
+    except OSError:  # another process published between our check and the move
+        shutil.rmtree(staging)
+    return root

@@ -17,7 +17,9 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ChecksumError, DownloadError
-from ..paths import cache_dir, manual_download_help, require_cached_when_offline
+from ..paths import (
+    cache_dir, check_can_write_folder, manual_download_help, publish_folder, require_cached_when_offline, staging_folder,
+)
 
 __all__ = ["fetch", "sha256_of", "extract", "DEFAULT_TIMEOUT"]
 
@@ -51,10 +53,16 @@ def fetch(
         timeout: seconds to wait for the server before giving up.
         progress: show a tqdm progress bar.
     """
-    if len(sha256) != 64:
+    if not isinstance(sha256, str) or len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256):
         raise ValueError(f"sha256 must be 64 hex characters; received {sha256!r}.")
     sha256 = sha256.lower()
-    target = cache_dir(subdir) / (filename or url.rstrip("/").rsplit("/", 1)[-1])
+    name = filename or url.rstrip("/").rsplit("/", 1)[-1]
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"filename must be a plain file name, without folders; received {name!r}. The file is always "
+                         f"written inside the course cache ({cache_dir(subdir, create=False)}).")
+    if Path(subdir).is_absolute() or ".." in Path(subdir).parts:
+        raise ValueError(f"subdir must be a folder inside the course cache, without '..'; received {subdir!r}.")
+    target = cache_dir(subdir) / name
     if target.exists():
         actual = sha256_of(target)
         if actual == sha256:
@@ -96,13 +104,14 @@ def _stream(url: str, dest: Path, timeout: float, progress: bool) -> None:
 def extract(archive: str | Path, dest: str | Path | None = None) -> Path:
     """Unpack a ``.zip``/``.tar(.gz)``/``.tgz`` next to itself (or into ``dest``) once; return the folder."""
     archive = Path(archive)
-    dest = Path(dest) if dest else archive.with_name(archive.name.split(".")[0])
+    dest = check_can_write_folder(Path(dest) if dest else archive.with_name(archive.name.split(".")[0]), "extracted archive")
+    stamp = sha256_of(archive)  # keyed on content: a changed archive is extracted again
     done = dest / ".extracted"
-    if done.exists():
+    if done.is_file() and done.read_text().strip() == stamp:
         return dest
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if dest.is_dir() and any(dest.iterdir()):
+        shutil.rmtree(dest)  # an older extraction of ours (check_can_write_folder refused anything else)
+    tmp = staging_folder(dest)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(tmp)
@@ -110,11 +119,10 @@ def extract(archive: str | Path, dest: str | Path | None = None) -> Path:
         with tarfile.open(archive) as tf:
             _safe_extract_tar(tf, tmp)
     else:
+        shutil.rmtree(tmp)
         raise ValueError(f"{archive} is neither a zip nor a tar archive.")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    done.touch()
-    return dest
+    (tmp / ".extracted").write_text(stamp + "\n")
+    return publish_folder(tmp, dest)
 
 
 def _safe_extract_tar(tf: tarfile.TarFile, dest: Path) -> None:

@@ -6,14 +6,12 @@ Everything is deterministic given a seed and written once to the course cache as
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import choices_message
-from ..paths import cache_dir
+from ..paths import cache_dir, check_can_write_folder, publish_folder, staging_folder
 from .folder import ensure_rgb
 
 __all__ = ["SAMPLE_PHOTOS", "sample_photos", "photo", "make_photo_patches", "split_tiles", "PATCH_CLASSES",
@@ -100,28 +98,6 @@ def _patch_box(tiles, rng: np.random.Generator, shorter: int, scale) -> tuple[in
     return (int(top + rng.integers(0, tile - side + 1)), int(left + rng.integers(0, tile - side + 1)), int(side))
 
 
-def _staging(root: Path) -> Path:
-    """A private folder to write a dataset into, so that two processes never see each other's half-written files."""
-    staging = root.with_name(f"{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
-
-
-def _publish(staging: Path, root: Path) -> Path:
-    """Move a finished dataset into place; if another process finished first, keep its copy."""
-    (staging / ".complete").touch()
-    if (root / ".complete").exists():
-        shutil.rmtree(staging, ignore_errors=True)
-        return root
-    shutil.rmtree(root, ignore_errors=True)  # an incomplete tree from an interrupted run
-    try:
-        os.replace(staging, root)
-    except OSError:  # another process published between our check and the move
-        shutil.rmtree(staging, ignore_errors=True)
-    return root
-
-
 #: the ten scenes of :func:`make_photo_patches`
 PATCH_CLASSES = ("cat", "coffee", "astronaut", "rocket", "temple", "flower", "motorcycle", "microscopy", "galaxies",
                  "retina")
@@ -158,7 +134,7 @@ def make_photo_patches(size: int = 128, per_class: int = 20, val_per_class: int 
     name = f"photo_patches-v{PATCHES_VERSION}-{size}px-{per_class}-{val_per_class}-{test_per_class}-seed{seed}"
     if len(classes) != len(PATCH_CLASSES) or tuple(classes) != PATCH_CLASSES:
         name += "-" + "-".join(classes)
-    root = Path(root) if root else cache_dir("datasets") / name
+    root = check_can_write_folder(Path(root) if root else cache_dir("datasets") / name)
     if (root / ".complete").exists():
         return root
     return _write_patches(root, classes, counts, size, seed)
@@ -168,7 +144,7 @@ def _write_patches(root: Path, classes, counts: dict, size: int, seed: int, scal
     """Write the patches to a staging folder, then publish it at once (see :func:`make_photo_patches`)."""
     from PIL import Image
 
-    final, root = root, _staging(root)
+    final, root = root, staging_folder(root)
     rng = np.random.default_rng(seed)
     boxes = {}
     for name in classes:
@@ -187,7 +163,7 @@ def _write_patches(root: Path, classes, counts: dict, size: int, seed: int, scal
                 Image.fromarray(_patch(image, rng, box, size)).save(root / file)
                 boxes[file] = list(box)
     (root / "boxes.json").write_text(json.dumps(boxes, indent=0))
-    return _publish(root, final)
+    return publish_folder(root, final)
 
 
 EMBEDDED_DATASETS = {"photo_patches": make_photo_patches}

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 
 from ..errors import DatasetError, choices_message
-from ..paths import cache_dir
+from ..paths import cache_dir, check_can_write_folder, publish_folder, staging_folder
 from .download import extract, fetch
 
 __all__ = ["RemoteFile", "RemoteDataset", "REMOTE_DATASETS", "download_dataset", "prepare_dataset"]
@@ -113,13 +113,13 @@ def prepare_dataset(name: str, root: str | Path | None = None, max_per_class: in
         raise ValueError(choices_message("dataset that can be prepared", name, _PREPARERS))
     suffix = f"-max{max_per_class}" if max_per_class else ""
     root = Path(root) if root else cache_dir("datasets") / f"{name}-v2{suffix}"  # v2: with a test split
+    check_can_write_folder(root)  # before downloading: never replace a folder holding a user's files
     if (root / ".complete").exists():
         return root
     files = download_dataset(name, timeout=timeout)
-    shutil.rmtree(root, ignore_errors=True)
-    _PREPARERS[name](files, root, max_per_class)
-    (root / ".complete").touch()
-    return root
+    staging = staging_folder(root)
+    _PREPARERS[name](files, staging, max_per_class)
+    return publish_folder(staging, root)
 
 
 def _flowers102(files, root: Path, max_per_class) -> None:

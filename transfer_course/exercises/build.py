@@ -67,15 +67,26 @@ def _plan(root: Path) -> tuple[dict[Path, str], str]:
     return files, json.dumps(refs, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def references_path(root: str | Path = ".") -> Path | None:
+    """Where the reference answers of the course at ``root`` belong: inside *its own* package folder. ``None`` for a
+    folder without one (a copy of the notebooks elsewhere): the installed package's answers are never overwritten
+    from another folder."""
+    path = Path(root) / "transfer_course" / "exercises" / REFERENCES_PATH.name
+    return path if path.parent.is_dir() else None
+
+
 def build_lessons(root: str | Path = ".") -> list[Path]:
-    """Write ``lessons/*.ipynb`` and the references file; return the paths written."""
+    """Write ``lessons/*.ipynb`` and, when ``root`` holds the package, its references file; return the paths written."""
     root = Path(root)
     files, refs = _plan(root)
     (root / "lessons").mkdir(exist_ok=True)
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
-    REFERENCES_PATH.write_text(refs, encoding="utf-8")
-    return [*files, REFERENCES_PATH]
+    target = references_path(root)
+    if target is None:
+        return list(files)
+    target.write_text(refs, encoding="utf-8")
+    return [*files, target]
 
 
 def lessons_out_of_step(root: str | Path = ".") -> list[str]:
@@ -85,6 +96,7 @@ def lessons_out_of_step(root: str | Path = ".") -> list[str]:
     stale = [str(p) for p, text in files.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     extra = {p.name for p in (root / "lessons").glob("*.ipynb")} - {p.name for p in files}
     stale += [f"lessons/{name} (no solution notebook)" for name in sorted(extra)]
-    if not REFERENCES_PATH.exists() or REFERENCES_PATH.read_text(encoding="utf-8") != refs:
-        stale.append(str(REFERENCES_PATH))
+    target = references_path(root)
+    if target is not None and (not target.exists() or target.read_text(encoding="utf-8") != refs):
+        stale.append(str(target))
     return stale

@@ -5,6 +5,7 @@ Every model is a :class:`TransferModel` = ``backbone`` (image -> feature vector)
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -268,23 +269,99 @@ def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.nda
     return {s: captured[s] for s in stages}
 
 
+#: head layers save_model can describe as data (so that loading never unpickles code): type -> constructor arguments
+_HEAD_LAYERS = {
+    "Linear": lambda m: {"in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None},
+    "ReLU": lambda m: {}, "GELU": lambda m: {}, "SiLU": lambda m: {}, "Tanh": lambda m: {}, "Identity": lambda m: {},
+    "Flatten": lambda m: {},
+    "Dropout": lambda m: {"p": m.p},
+    "BatchNorm1d": lambda m: {"num_features": m.num_features, "eps": m.eps, "momentum": m.momentum},
+    "LayerNorm": lambda m: {"normalized_shape": list(m.normalized_shape), "eps": m.eps},
+}
+
+
+def _describe_head(head: nn.Module) -> list[dict]:
+    """The head as a list of layer descriptions (data, not code), for :func:`save_model`."""
+    layers = list(head) if isinstance(head, nn.Sequential) else [head]
+    described = []
+    for layer in layers:
+        kind = type(layer).__name__
+        if kind not in _HEAD_LAYERS or type(layer) is not getattr(nn, kind):
+            raise TypeError(f"save_model stores the head as a list of standard layers ({', '.join(_HEAD_LAYERS)}) inside "
+                            f"an nn.Sequential, so that loading never runs code from a file; this head contains "
+                            f"{type(layer).__module__}.{type(layer).__qualname__}. Save your own head's weights with "
+                            "torch.save(model.state_dict(), path) and rebuild the head in code before load_state_dict.")
+        described.append({"type": kind, **_HEAD_LAYERS[kind](layer)})
+    return described
+
+
+def _head_from_description(description: list[dict]) -> nn.Sequential:
+    """The inverse of :func:`_describe_head`."""
+    layers = []
+    for item in description:
+        item = dict(item)
+        kind = item.pop("type", None)
+        if kind not in _HEAD_LAYERS:
+            raise ValueError(f"Unknown head layer {kind!r} in a saved model; expected one of {', '.join(_HEAD_LAYERS)}.")
+        layers.append(getattr(nn, kind)(**item))
+    return nn.Sequential(*layers)
+
+
 def save_model(model: TransferModel, path) -> Path:
-    """Save weights, head layout, preprocessing spec and class names to one ``.pt`` file."""
+    """Save weights, head layout, preprocessing spec and class names to one ``.pt`` file.
+
+    Everything is stored as tensors and plain data (the head as a list of layer descriptions), so
+    :func:`load_model` reads it with ``torch.load(weights_only=True)`` and never runs code from the file.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give save_model a file path such as {path / 'model.pt'}.")
+    saved = {"format": "transfer-course model 1", "spec": model.spec.name, "class_names": list(model.class_names or []),
+             "head": _describe_head(model.head), "state_dict": model.state_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"spec": model.spec.name, "class_names": list(model.class_names or []), "head": model.head,
-                "state_dict": model.state_dict()}, path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(saved, tmp)
+    os.replace(tmp, path)
     return path
+
+
+def safe_load(path, what: str = "file") -> dict:
+    """``torch.load(path, weights_only=True)`` with errors that say what is wrong with the file.
+
+    ``weights_only=True`` restricts unpickling to tensors and plain containers, so a downloaded or handed-in file
+    cannot run code on this machine.
+    """
+    import pickle
+
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a {what}. Pass the path of the {what} file itself.")
+    if not path.is_file():
+        raise FileNotFoundError(f"No {what} at {path}.")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): the {what} was never written completely. Delete it and save again.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path} is not a {what} written by this course: it holds objects other than tensors and plain "
+                         "data (code could run if it were unpickled), so it is refused. Only load files you or the course "
+                         f"wrote; re-save with the course's functions. ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"{path} cannot be read as a {what}: it is truncated or not a PyTorch file ({exc}). "
+                         "Delete it and save again.") from None
 
 
 def load_model(path, device=None) -> TransferModel:
     """Rebuild a model saved by :func:`save_model` (no download: the saved weights replace the ImageNet ones)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"No saved model at {path}. Save one with save_model(model, {str(path)!r}).")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = safe_load(path, "saved model")
+    if not isinstance(saved, dict) or saved.get("format") != "transfer-course model 1":
+        raise ValueError(f"{path} is not a model saved by transfer_course.torch.save_model (no format tag). "
+                         "For a plain state dict, build the model in code and call model.load_state_dict(torch.load(path)).")
     model = create_model(saved["spec"], pretrained=False)
-    model.head = saved["head"]
+    model.head = _head_from_description(saved["head"])
     model.load_state_dict(saved["state_dict"])
     model.class_names = tuple(saved["class_names"]) or None
     return model.to(device or "cpu").eval()

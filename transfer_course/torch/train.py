@@ -24,7 +24,7 @@ from ..training import (
 )
 from .data import array_loader
 from .device import get_device, resolve_precision
-from .models import TransferModel, freeze, train_mode, unfreeze
+from .models import TransferModel, freeze, safe_load, train_mode, unfreeze
 
 __all__ = ["fit", "evaluate", "predict", "cache_features", "fine_tune", "labels_of"]
 
@@ -103,14 +103,18 @@ def _to(x, device, channels_last):
 
 def _rng_state(loader):
     gen = getattr(loader, "generator", None)
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # as tensors and numbers: loadable with weights_only
+    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached": float(cached)}
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "loader": gen.get_state() if gen is not None else None}
 
 
 def _set_rng_state(state, loader):
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     random.setstate(state["python"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -255,7 +259,10 @@ def _save_checkpoint(path, epoch, model, opt, scheduler, prec, history, stopper,
 
 
 def _resume(path, model, opt, scheduler, prec, stopper, loader):
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = safe_load(path, "training checkpoint")
+    if not isinstance(state, dict) or "fingerprint" not in state:
+        raise CheckpointMismatchError(f"{path} is not a training checkpoint written by fit(checkpoint=...). Pass a new "
+                                      "checkpoint path, or delete the file to start over.")
     if state.get("fingerprint") != _model_fingerprint(model):
         raise CheckpointMismatchError(
             f"{path} was saved from a different model (other layers, shapes or classes), so training cannot "
