@@ -1,9 +1,12 @@
 """Run an exercise's checks and fall back on the reference solution when it is blank or wrong."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
+import threading
 import traceback
 from importlib import resources
 
@@ -13,6 +16,42 @@ from .checks import CHECKS, ExerciseFailed
 __all__ = ["Lesson", "reference_source", "GRADING_ENV_VAR"]
 
 GRADING_ENV_VAR = "TRANSFER_COURSE_GRADING"
+#: seconds an exercise's check may run before the answer is taken to loop forever
+TIMEOUT_ENV_VAR = "TRANSFER_COURSE_CHECK_TIMEOUT"
+DEFAULT_TIMEOUT = 120.0
+
+
+class _CheckTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (a notebook runs cells in the main thread, where SIGALRM works; elsewhere,
+    e.g. on Windows or in a worker thread, there is no limit)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread() and seconds > 0
+    if not usable:
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise _CheckTimeout
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV_VAR, "").strip()
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"${TIMEOUT_ENV_VAR} must be a number of seconds; received {raw!r}.") from None
 FRAMEWORK_SUFFIXES = {"pytorch": "torch", "tensorflow": "tensorflow"}
 
 
@@ -53,8 +92,14 @@ class Lesson:
         key = (self.topic, exercise)
         if key not in CHECKS:
             raise KeyError(choices_message(f"exercise of {self.topic}", exercise, [e for t, e in CHECKS if t == self.topic]))
+        limit = _timeout()
         try:
-            detail = CHECKS[key](candidate, framework=self.framework, **context)
+            with _time_limit(limit):
+                detail = CHECKS[key](candidate, framework=self.framework, **context)
+        except _CheckTimeout:
+            return self._fallback(exercise, candidate, f"❌ {exercise}: your function was still running after {limit:g} s, "
+                                  "so the check stopped it. Look for a loop that never ends (a `while` whose condition "
+                                  "never becomes false).")
         except NotImplementedError:
             return self._fallback(exercise, candidate, f"⏭  {exercise}: not written yet (the cell still raises NotImplementedError).",
                                   status=None)
