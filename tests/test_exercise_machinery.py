@@ -23,6 +23,7 @@ def lesson(monkeypatch):
     monkeypatch.setitem(CHECKS, (TOPIC, EXERCISE), _check_double)
     monkeypatch.setattr(lesson_module, "_references", lambda: {f"{TOPIC}_pytorch": {EXERCISE: "def double(x):\n    return 2 * x"}})
     monkeypatch.delenv("TRANSFER_COURSE_GRADING", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     return Lesson(f"{TOPIC}_pytorch")
 
 
@@ -79,6 +80,18 @@ def test_grading_mode_raises_instead_of_falling_back(lesson, monkeypatch):
     monkeypatch.setenv("TRANSFER_COURSE_GRADING", "1")
     with pytest.raises(ExerciseFailed, match="unchanged"):
         lesson.check(EXERCISE, _same)
+
+
+@pytest.mark.parametrize("mode", ["autograde", "validate"])
+def test_nbgrader_runs_are_grading_runs(lesson, monkeypatch, mode):
+    """nbgrader never sets the course's variable; it sets its own while it autogrades or validates. A blank or
+    wrong answer must then fail its check cell, not pass on the reference."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", mode)
+    with pytest.raises(ExerciseFailed, match="not written yet"):
+        lesson.check(EXERCISE, _blank)
+    with pytest.raises(ExerciseFailed, match="unchanged"):
+        lesson.check(EXERCISE, _same)
+    assert lesson.check(EXERCISE, _right) is _right
 
 
 def test_bad_timeout_setting(lesson, monkeypatch):

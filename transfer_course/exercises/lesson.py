@@ -16,6 +16,8 @@ from .checks import CHECKS, ExerciseFailed
 __all__ = ["Lesson", "reference_source", "GRADING_ENV_VAR"]
 
 GRADING_ENV_VAR = "TRANSFER_COURSE_GRADING"
+#: set by nbgrader while it autogrades ("autograde") or validates ("validate") a notebook
+NBGRADER_ENV_VAR = "NBGRADER_EXECUTION"
 #: seconds an exercise's check may run before the answer is taken to loop forever
 TIMEOUT_ENV_VAR = "TRANSFER_COURSE_CHECK_TIMEOUT"
 DEFAULT_TIMEOUT = 120.0
@@ -85,7 +87,11 @@ class Lesson:
 
     @property
     def grading(self) -> bool:
-        return os.environ.get(GRADING_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
+        """A grading run: ``$TRANSFER_COURSE_GRADING`` is set, or nbgrader is autograding or validating (it sets
+        ``$NBGRADER_EXECUTION``). Then a failing check raises instead of falling back to the reference."""
+        if os.environ.get(GRADING_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}:
+            return True
+        return os.environ.get(NBGRADER_ENV_VAR, "").strip().lower() in {"autograde", "validate"}
 
     def check(self, exercise: str, candidate, **context):
         """Check ``candidate`` for ``exercise``; return it if right, else the reference solution."""
