@@ -1,5 +1,6 @@
-"""Lessons 02 and 03 in both frameworks, quick profile: each run shows the lesson's point, and the PyTorch and
-TensorFlow versions land in the same band. Each notebook runs in its own kernel (one framework per process)."""
+"""Lessons 02 and 03 in both frameworks, quick profile: each run shows the lesson's point on its held-out test split
+(the ``results`` each notebook reports once), and the PyTorch and TensorFlow versions land in the same band. Each
+notebook runs in its own kernel (one framework per process)."""
 import json
 import os
 import subprocess
@@ -11,8 +12,9 @@ from helpers import ROOT
 
 LESSONS = ("02_feature_extraction", "03_fine_tuning")
 # The frameworks differ in initialisation, augmentation randomness and kernels. Pretrained methods agree closely;
-# a network trained from scratch on 120 images is noisy in any framework.
-BANDS = {"from scratch": 0.2}
+# a network trained from scratch on 120 images is near chance and noisy in any framework (quick profile, seed 0:
+# test accuracy 0.24 PyTorch vs 0.10 TensorFlow).
+BANDS = {"from scratch": 0.25}
 BAND = 0.1
 
 
@@ -52,4 +54,5 @@ def test_each_run_shows_the_lessons_point(results, framework):
     assert fe["feature extraction"]["accuracy"] >= fe["from scratch"]["accuracy"] + 0.2
     ft = results[("03_fine_tuning", framework)]
     assert ft["feature extraction"]["accuracy"] >= ft["from scratch"]["accuracy"] + 0.2
-    assert ft["fine-tuning"]["accuracy"] >= ft["feature extraction"]["accuracy"] - 0.05
+    # the notebook's own band: two seed standard deviations of the default profile (lesson 03, section 9)
+    assert ft["fine-tuning"]["accuracy"] >= ft["feature extraction"]["accuracy"] - 0.04

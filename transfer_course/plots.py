@@ -148,8 +148,9 @@ def plot_confusion_matrix(cm, class_names, title: str = "", normalize: bool = Fa
     return ax
 
 
-def plot_comparison(results: dict, metric: str = "accuracy", title: str = ""):
-    """Bar chart of ``{method: [value per seed]}`` with the mean as the bar and each seed as a dot."""
+def plot_comparison(results: dict, metric: str = "accuracy", title: str = "", split: str = "validation"):
+    """Bar chart of ``{method: [value per seed]}`` with the mean as the bar and each seed as a dot; ``split`` names
+    the data the values were measured on (``"validation"`` or ``"test"``)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.6 * len(results) + 1.5, 3.2))
     for i, (name, values) in enumerate(results.items()):
@@ -159,7 +160,7 @@ def plot_comparison(results: dict, metric: str = "accuracy", title: str = ""):
         ax.text(i, values.mean() + 0.02, f"{values.mean():.2f}", ha="center", fontsize=9)
     ax.set_xticks(range(len(results)), list(results), fontsize=9)
     ax.set_ylim(0, 1.08)
-    ax.set_ylabel(f"validation {metric}")
+    ax.set_ylabel(f"{split} {metric}")
     ax.set_title(title)
     fig.tight_layout()
     return fig
