@@ -5,13 +5,11 @@ import importlib
 
 import numpy as np
 
-from ._base import (  # noqa: F401
+from ._base import (
     ExerciseFailed,
     check,
     expect,
-    from_numpy,
     side,
-    tensor_type,
     to_numpy,
     trainable_count,
 )

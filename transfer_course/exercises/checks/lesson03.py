@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import (  # noqa: F401
-    ExerciseFailed,
+from ._base import (
     check,
     expect,
-    from_numpy,
     side,
-    tensor_type,
     to_numpy,
     trainable_count,
 )
