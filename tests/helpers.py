@@ -121,3 +121,19 @@ def check_training(T, tmp_path, lite0_factory) -> None:
     assert T.count_parameters(new)[1] > trainable, "BatchNorm stays frozen unless train_bn"
     T.unfreeze(new.backbone)
     assert T.count_parameters(new)[1] == T.count_parameters(new)[0]
+
+
+def check_non_finite_inputs(T, loader_with_nan) -> None:
+    """NaN inputs are refused before training (arrays) or stop training at the first epoch (a loader or dataset),
+    with a message naming the cause, instead of training every weight into NaN."""
+    import pytest
+
+    x, y = blobs(n_per_class=4, classes=2, dim=8)
+    x[3, 2] = np.nan
+    head = T.make_head(8, 2, hidden_units=None, dropout=0.0)
+    with pytest.raises(ValueError, match=r"NaN or infinite values in 1 of 8 samples \(the first is sample 3\)"):
+        T.fit(head, (x, y), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="validation inputs hold NaN"):
+        T.fit(head, (np.nan_to_num(x), y), (x, y), epochs=1, progress=False)
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 1.*NaN or infinite values in the inputs"):
+        T.fit(head, loader_with_nan(x, y), epochs=2, progress=False)

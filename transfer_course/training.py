@@ -13,7 +13,7 @@ import numpy as np
 from .errors import choices_message
 
 __all__ = ["History", "EarlyStopper", "SCHEDULES", "lr_factor", "check_lr", "check_fit_args", "fingerprint",
-           "CheckpointMismatchError", "phase_checkpoint", "feature_cache_key", "read_feature_cache", "write_feature_cache"]
+           "CheckpointMismatchError", "check_finite_inputs", "check_finite_loss", "phase_checkpoint", "feature_cache_key", "read_feature_cache", "write_feature_cache"]
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
@@ -124,6 +124,29 @@ def check_lr(lr, name: str = "lr") -> float:
         raise ValueError(f"{name} must be a positive number (typical: 1e-3 for a new head, 1e-4 or less for "
                          f"pretrained layers); received {lr!r}.")
     return float(lr)
+
+
+def check_finite_inputs(data, what: str = "training") -> None:
+    """Refuse ``(x, y)`` arrays whose inputs hold NaN or infinite values: one of them turns every weight into NaN."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        return  # a loader or dataset: the loss check in fit catches it after the first epoch
+    x = np.asarray(data[0]) if not hasattr(data[0], "numpy") else np.asarray(data[0].numpy())
+    if np.issubdtype(x.dtype, np.floating) and x.size:
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(f"The {what} inputs hold NaN or infinite values in {int(bad.sum())} of {len(x)} samples "
+                             f"(the first is sample {int(np.flatnonzero(bad)[0])}); training on them would turn every "
+                             "weight into NaN. Drop or repair those samples first, e.g. keep = np.isfinite(x).reshape("
+                             "len(x), -1).all(axis=1); x, y = x[keep], y[keep].")
+
+
+def check_finite_loss(loss: float, epoch: int) -> None:
+    """Stop training as soon as the loss is no longer a number, with the usual causes."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"The training loss became {loss} in epoch {epoch}, so the weights are no longer "
+                                 "numbers and further training cannot recover. Usual causes: NaN or infinite values in "
+                                 "the inputs (check np.isfinite on a batch), a learning rate far too large (try 10x "
+                                 "smaller), or float16 training without loss scaling.")
 
 
 def check_fit_args(epochs, lr, backbone_lr=None, schedule="constant", clip_grad_norm=None, num_train=None) -> None:

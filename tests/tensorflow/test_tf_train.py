@@ -121,3 +121,9 @@ def test_fine_tune_runs_both_phases(image_tree):
     train = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=6, augment=True)
     history = T.fine_tune(model, train, frozen_epochs=1, epochs=1, top=2, progress=False)
     assert len(history) == 2 and history["lr"][1] == pytest.approx(1e-4)
+
+
+def test_non_finite_inputs_are_caught():
+    from helpers import check_non_finite_inputs
+
+    check_non_finite_inputs(T, lambda x, y: T.array_loader(x, y, batch_size=4))

@@ -119,3 +119,9 @@ def test_a_hand_made_head_of_the_wrong_size_is_named():
     model.head = torch.nn.Linear(512, 3)
     with pytest.raises(ValueError, match="does not accept the backbone's 1280 features"):
         T.fit(model, (np.zeros((2, 3, 32, 32), np.float32), np.array([0, 1])), epochs=1, progress=False)
+
+
+def test_non_finite_inputs_are_caught():
+    from helpers import check_non_finite_inputs
+
+    check_non_finite_inputs(T, lambda x, y: T.array_loader(x, y, batch_size=4))

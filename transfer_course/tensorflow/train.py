@@ -17,8 +17,8 @@ import tensorflow as tf
 from ..metrics import check_labels, report_from_probabilities
 from ..precision import validate_precision
 from ..training import (
-    CheckpointMismatchError, History, check_fit_args, feature_cache_key, fingerprint, phase_checkpoint,
-    read_feature_cache, write_feature_cache,
+    CheckpointMismatchError, History, check_finite_inputs, check_finite_loss, check_fit_args, feature_cache_key,
+    fingerprint, phase_checkpoint, read_feature_cache, write_feature_cache,
 )
 from .data import array_loader
 from .device import _POLICIES
@@ -127,6 +127,7 @@ class _Loop(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        check_finite_loss(logs.get("loss", 0.0), epoch + 1)
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         logs["seconds"] = time.perf_counter() - self.t0
         self.history_.append(logs)
@@ -181,6 +182,9 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
     """
     if isinstance(train, (tuple, list)) and len(train) == 2 and len(train[0]) == 0:
         check_fit_args(epochs, lr, num_train=0)
+    check_finite_inputs(train, "training")
+    if val is not None:
+        check_finite_inputs(val, "validation")
     train_ds = _as_dataset(train, batch_size, True, seed)
     val_ds = None if val is None else _as_dataset(val, batch_size, False, seed)
     steps = int(train_ds.cardinality())

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 
 from ..metrics import check_labels, report_from_probabilities
 from ..training import (
-    CheckpointMismatchError, EarlyStopper, History, check_fit_args, feature_cache_key, fingerprint, lr_factor,
-    phase_checkpoint, read_feature_cache, write_feature_cache,
+    CheckpointMismatchError, EarlyStopper, History, check_finite_inputs, check_finite_loss, check_fit_args,
+    feature_cache_key, fingerprint, lr_factor, phase_checkpoint, read_feature_cache, write_feature_cache,
 )
 from .data import array_loader
 from .device import get_device, resolve_precision
@@ -181,6 +181,9 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
     """
     if isinstance(train, (tuple, list)) and len(train) == 2 and len(train[0]) == 0:
         check_fit_args(epochs, lr, num_train=0)
+    check_finite_inputs(train, "training")
+    if val is not None:
+        check_finite_inputs(val, "validation")
     train_loader = _as_loader(train, batch_size, True, seed)
     val_loader = None if val is None else _as_loader(val, batch_size, False, seed)
     check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=len(train_loader.dataset))
@@ -211,6 +214,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             loss, acc = _run_epoch(model, train_loader, device, prec, channels_last, opt, scheduler, clip_grad_norm, bar)
+            check_finite_loss(loss, epoch + 1)
             logs = {"loss": loss, "accuracy": acc}
             if val_loader is not None:
                 logs["val_loss"], logs["val_accuracy"] = _run_epoch(model, val_loader, device, prec, channels_last)
