@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -44,6 +45,23 @@ def test_empty_class_folder(tmp_path):
 def test_val_uses_train_class_order(image_tree, tmp_path):
     with pytest.raises(DatasetError, match="lacks class folders"):
         scan_image_folder(image_tree, "val", class_names=("ant", "bee", "cow", "dog"))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda val: write_image(val / "dog" / "1.png"), r"extra \['dog'\]"),
+    (lambda val: shutil.rmtree(val / "bee"), r"missing \['bee'\]"),
+    (lambda val: (val / "cow").rename(val / "cows"), r"extra \['cows'\], missing \['cow'\]"),
+])
+def test_val_classes_must_match_train(image_tree, change, message):
+    """Labels are positions in the class list: a val folder with other classes would be labelled wrongly, silently."""
+    change(image_tree / "val")
+    with pytest.raises(DatasetError, match=message + ".*same class folders"):
+        scan_image_folder(image_tree, "val")
+
+
+def test_classes_outside_the_given_list_are_not_dropped_silently(image_tree):
+    with pytest.raises(DatasetError, match=r"\['cow'\] that are not among the model's classes"):
+        scan_image_folder(image_tree, "val", class_names=("ant", "bee"))
 
 
 def test_file_that_is_not_an_image(tmp_path):

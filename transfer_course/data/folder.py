@@ -44,7 +44,10 @@ class ImageFolder:
 def scan_image_folder(root: str | Path, split: str = "train", class_names=None) -> ImageFolder:
     """List the images of ``root/split``; raise :class:`DatasetError` saying what is missing.
 
-    ``class_names`` forces an order (e.g. the train split's) so that val labels match train labels.
+    ``class_names`` forces an order (e.g. the train split's) so that val labels match train labels. Without it, a
+    split other than ``train`` must hold exactly the class folders of ``root/train`` when that exists: labels are
+    positions in the class list, so a val or test folder with one class more, fewer or renamed would otherwise be
+    labelled wrongly without a word.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -56,11 +59,25 @@ def scan_image_folder(root: str | Path, split: str = "train", class_names=None) 
         raise DatasetError(f"No '{split}' folder in {root} (found: {found or 'nothing'}). "
                            f"Expected {root}/{split}/<class name>/<image files>.")
     present = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    train_dir = root / "train"
+    if class_names is None and split != "train" and train_dir.is_dir():
+        trained = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if trained != present:
+            extra, lacking = sorted(set(present) - set(trained)), sorted(set(trained) - set(present))
+            raise DatasetError(f"{split_dir} does not have the same class folders as {train_dir}: "
+                               + (f"extra {extra}" if extra else "") + (", " if extra and lacking else "")
+                               + (f"missing {lacking}" if lacking else "") + ". Labels are positions in the class "
+                               "list, so every split needs the same class folders; rename or add folders to match.")
     if class_names is None:
         class_names = present
     missing = [c for c in class_names if c not in present]
     if missing:
         raise DatasetError(f"{split_dir} lacks class folders {missing}; it has {present}.")
+    unknown = sorted(set(present) - set(class_names))
+    if unknown:
+        raise DatasetError(f"{split_dir} has class folders {unknown} that are not among the model's classes "
+                           f"{list(class_names)}; their images would be left out without a word. Remove them, or "
+                           "train with them.")
     if len(class_names) < 2:
         raise DatasetError(f"{split_dir} has {len(class_names)} class folder(s) {present}; a classifier needs at "
                            "least 2, one sub-folder per class.")
