@@ -137,3 +137,27 @@ def check_non_finite_inputs(T, loader_with_nan) -> None:
         T.fit(head, (np.nan_to_num(x), y), (x, y), epochs=1, progress=False)
     with pytest.raises(FloatingPointError, match="loss became nan in epoch 1.*NaN or infinite values in the inputs"):
         T.fit(head, loader_with_nan(x, y), epochs=2, progress=False)
+
+
+def run_solutions(notebooks, out: Path, seed: int | None = None, timeout: int = 900) -> dict:
+    """Execute ``solutions/<name>.ipynb`` for each name in the quick profile, two kernels at a time (one thread
+    each), and return ``{name: results}``: the ``results`` dict each notebook reports (see execute_lesson.py)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRANSFER_COURSE_PROFILE": "quick", "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
+           "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    runs, names = {}, list(notebooks)
+    for i in range(0, len(names), 2):  # two kernels at a time, one per core
+        procs = {}
+        for name in names[i:i + 2]:
+            cmd = [sys.executable, str(ROOT / "tests" / "execute_lesson.py"), str(ROOT / "solutions" / f"{name}.ipynb"),
+                   str(out / f"{name}.json")] + ([] if seed is None else [str(seed)])
+            procs[name] = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+        for name, proc in procs.items():
+            _, err = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, f"{name} failed:\n{err.decode()[-3000:]}"
+            runs[name] = json.loads((out / f"{name}.json").read_text())["results"]
+    return runs

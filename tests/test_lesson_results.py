@@ -1,14 +1,9 @@
 """Lessons 02 and 03 in both frameworks, quick profile: each run shows the lesson's point on its held-out test split
 (the ``results`` each notebook reports once), and the PyTorch and TensorFlow versions land in the same band. Each
 notebook runs in its own kernel (one framework per process)."""
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from helpers import ROOT
+from helpers import run_solutions
 
 LESSONS = ("02_feature_extraction", "03_fine_tuning")
 # The frameworks differ in initialisation, augmentation randomness and kernels. Pretrained methods agree closely;
@@ -20,22 +15,9 @@ BAND = 0.1
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("results")
-    env = {**os.environ, "TRANSFER_COURSE_PROFILE": "quick", "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
-           "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    runs = {}
-    jobs = [(lesson, fw) for lesson in LESSONS for fw in ("pytorch", "tensorflow")]
-    for i in range(0, len(jobs), 2):  # two kernels at a time, one per core
-        procs = {}
-        for lesson, fw in jobs[i:i + 2]:
-            nb = ROOT / "solutions" / f"{lesson}_{fw}.ipynb"
-            procs[(lesson, fw)] = subprocess.Popen([sys.executable, str(ROOT / "tests" / "execute_lesson.py"), str(nb),
-                                                    str(out / f"{lesson}_{fw}.json")], env=env, stderr=subprocess.PIPE)
-        for key, proc in procs.items():
-            _, err = proc.communicate(timeout=900)
-            assert proc.returncode == 0, f"{key} failed:\n{err.decode()[-3000:]}"
-            runs[key] = json.loads((out / f"{key[0]}_{key[1]}.json").read_text())["results"]
-    return runs
+    runs = run_solutions([f"{lesson}_{fw}" for lesson in LESSONS for fw in ("pytorch", "tensorflow")],
+                         tmp_path_factory.mktemp("results"))
+    return {tuple(name.rsplit("_", 1)): r for name, r in runs.items()}
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
