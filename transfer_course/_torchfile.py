@@ -21,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_state_dict"]
+__all__ = ["load_state_dict", "CheckpointFormatError"]
+
+
+class CheckpointFormatError(ValueError):
+    """The file is not a well-formed PyTorch ``state_dict`` (truncated, corrupted or crafted)."""
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_DTYPES = {
@@ -40,7 +44,7 @@ _STORAGE_DTYPES = {
 class _StorageType:
     def __init__(self, name: str):
         if name not in _STORAGE_DTYPES:
-            raise ValueError(f"Unsupported tensor storage {name!r} in checkpoint; supported: {sorted(_STORAGE_DTYPES)}.")
+            raise CheckpointFormatError(f"Unsupported tensor storage {name!r} in checkpoint; supported: {sorted(_STORAGE_DTYPES)}.")
         self.dtype = np.dtype(_STORAGE_DTYPES[name])
 
 
@@ -56,14 +60,33 @@ class _TensorRef:
         self.storage, self.offset, self.shape, self.stride = storage, offset, tuple(shape), tuple(stride)
 
     def materialise(self) -> np.ndarray:
+        """The tensor as an array, after checking that its offset, shape and strides stay inside its storage (a
+        crafted file must not make us read memory outside the bytes it holds)."""
         base = self.storage.array
-        if not self.shape:
-            return base[self.offset].copy()
+        if base is None:
+            raise CheckpointFormatError("a tensor refers to a storage whose bytes the file does not hold")
+        offset, shape, stride = self.offset, self.shape, self.stride
+        ints = (offset, *shape, *stride)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+            raise CheckpointFormatError(f"a tensor has a non-integer offset, shape or stride: {offset}, {shape}, {stride}")
+        if offset < 0 or any(v < 0 for v in shape) or any(v < 0 for v in stride) or len(shape) != len(stride):
+            raise CheckpointFormatError(f"a tensor has a negative or inconsistent offset, shape or stride: "
+                                        f"{offset}, {shape}, {stride}")
+        if not shape:
+            if offset >= base.size:
+                raise CheckpointFormatError(f"a scalar tensor at offset {offset} lies outside its storage of "
+                                            f"{base.size} elements")
+            return base[offset].copy()
+        if 0 in shape:
+            return np.zeros(shape, dtype=base.dtype)
+        last = offset + sum((n - 1) * st for n, st in zip(shape, stride))
+        if last >= base.size:
+            raise CheckpointFormatError(f"a tensor of shape {shape} (offset {offset}, strides {stride}) reaches "
+                                        f"element {last} of a storage that holds {base.size}")
         itemsize = base.dtype.itemsize
-        view = np.lib.stride_tricks.as_strided(
-            base[self.offset:], shape=self.shape, strides=[s * itemsize for s in self.stride]
-        )
-        return np.ascontiguousarray(view)
+        view = np.lib.stride_tricks.as_strided(base[offset:], shape=shape, strides=[st * itemsize for st in stride],
+                                               writeable=False)
+        return np.array(view, copy=True, order="C")
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
@@ -113,28 +136,50 @@ def _materialise(obj):
 def _load_legacy(f) -> dict:
     magic = pickle.load(f)
     if magic != _LEGACY_MAGIC:
-        raise ValueError("Not a PyTorch checkpoint (wrong magic number).")
+        raise CheckpointFormatError("wrong magic number")
     pickle.load(f)  # protocol version
     sys_info = pickle.load(f)
     if not sys_info.get("little_endian", True):
-        raise ValueError("Big-endian checkpoints are not supported.")
+        raise CheckpointFormatError("big-endian checkpoints are not supported")
     storages: dict = {}
     obj = _Unpickler(f, storages).load()
     keys = pickle.load(f)
+    if not isinstance(keys, list):
+        raise CheckpointFormatError("the list of storages is missing")
     for key in keys:
-        (count,) = struct.unpack("<q", f.read(8))
+        if key not in storages:
+            raise CheckpointFormatError(f"storage {key!r} is listed but no tensor uses it")
+        header = f.read(8)
+        if len(header) != 8:
+            raise CheckpointFormatError("the file ends before its storages (truncated download?)")
+        (count,) = struct.unpack("<q", header)
         storage = storages[key]
-        storage.array = np.frombuffer(f.read(count * storage.dtype.itemsize), dtype=storage.dtype).copy()
+        if count < 0 or count != storage.size:
+            raise CheckpointFormatError(f"storage {key!r} says {count} elements where the tensors expect {storage.size}")
+        data = f.read(count * storage.dtype.itemsize)
+        if len(data) != count * storage.dtype.itemsize:
+            raise CheckpointFormatError("the file ends inside a storage (truncated download?)")
+        storage.array = np.frombuffer(data, dtype=storage.dtype).copy()
     return _materialise(obj)
 
 
 def _load_zip(path: Path) -> dict:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
+        if not names:
+            raise CheckpointFormatError("the archive is empty")
         prefix = names[0].split("/")[0]
+        if f"{prefix}/data.pkl" not in names:
+            raise CheckpointFormatError(f"the archive has no {prefix}/data.pkl")
 
         def read_storage(key, dtype):
-            return np.frombuffer(zf.read(f"{prefix}/data/{key}"), dtype=dtype).copy()
+            member = f"{prefix}/data/{key}"
+            if member not in names:
+                raise CheckpointFormatError(f"the archive has no storage {member}")
+            data = zf.read(member)
+            if len(data) % dtype.itemsize:
+                raise CheckpointFormatError(f"storage {member} holds {len(data)} bytes, not a whole number of {dtype}")
+            return np.frombuffer(data, dtype=dtype).copy()
 
         with zf.open(f"{prefix}/data.pkl") as f:
             obj = _Unpickler(io.BytesIO(f.read()), {}, read_storage).load()
@@ -146,7 +191,15 @@ def load_state_dict(path: str | Path) -> "collections.OrderedDict[str, np.ndarra
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
-    if zipfile.is_zipfile(path):
-        return _load_zip(path)
-    with open(path, "rb") as f:
-        return _load_legacy(f)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path)
+        with open(path, "rb") as f:
+            return _load_legacy(f)
+    except CheckpointFormatError as e:
+        raise CheckpointFormatError(f"{path} is not a readable PyTorch state_dict: {e}. Download it again, or save it "
+                                    "with torch.save(model.state_dict(), path).") from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, TypeError, ValueError, KeyError,
+            IndexError, AttributeError) as e:
+        raise CheckpointFormatError(f"{path} is not a readable PyTorch state_dict ({type(e).__name__}: {e}). "
+                                    "Download it again, or save it with torch.save(model.state_dict(), path).") from None

@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 
-from .paths import CACHE_ENV_VAR, cache_dir, is_offline
+from .paths import CACHE_ENV_VAR, cache_dir, cache_dir_problem, is_offline
 from .profiles import ENV_VAR as PROFILE_ENV_VAR, get_profile
 
 __all__ = ["collect", "report", "main"]
@@ -78,6 +78,7 @@ def collect(probe: bool = True) -> dict:
         "python": sys.version.split()[0], "platform": f"{platform.system()} {platform.machine()}",
         "environment": _platform(), "packages": {p: _version(p) for p in PACKAGES},
         "frameworks": frameworks, "assets": _assets(), "cache_dir": str(cache_dir(create=False)),
+        "cache_problem": cache_dir_problem(),
         "profile": profile, "offline_mode": is_offline(),
     }
 
@@ -97,6 +98,8 @@ def _advice(info: dict) -> list[str]:
                     "For the 'full' profile use a machine with a GPU (e.g. Colab: Runtime > Change runtime type > GPU).")
     if any(str(v).startswith("MISSING") for v in info["assets"].values()):
         tips.append("Some offline assets are missing: pip install -e . installs them.")
+    if info.get("cache_problem"):
+        tips.append(info["cache_problem"])
     if str(info["profile"]).startswith("INVALID"):
         tips.append(f"Fix ${PROFILE_ENV_VAR}: use quick, default or full.")
     return tips
@@ -114,7 +117,8 @@ def report(info: dict) -> str:
         lines.append(f"  {fw['framework']:10s} {fw['version']}: GPUs: {gpus}; Apple MPS: {'yes' if fw.get('mps') else 'no'}; "
                      f"runs on {fw['default_device']}")
     lines += ["", "Offline assets:"] + [f"  {k}: {v}" for k, v in info["assets"].items()]
-    lines += ["", f"Cache directory: {info['cache_dir']} (set ${CACHE_ENV_VAR} to move it)",
+    usable = "NOT USABLE, see below" if info.get("cache_problem") else "writable"
+    lines += ["", f"Cache directory: {info['cache_dir']} ({usable}; set ${CACHE_ENV_VAR} to move it)",
               f"Profile: {info['profile']} (set ${PROFILE_ENV_VAR} to quick, default or full)",
               f"Offline mode: {'on' if info['offline_mode'] else 'off'}"]
     tips = _advice(info)

@@ -17,7 +17,7 @@ import numpy as np
 from .errors import WeightsUnavailableError, choices_message
 
 __all__ = [
-    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "head_classes", "check_head_output", "block_key", "check_unfreeze_top", "as_model_input", "label_predictions", "check_feature_map_stages",
+    "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "head_classes", "check_head_output", "block_key", "check_unfreeze_top", "check_preprocessed_images", "as_model_input", "label_predictions", "check_feature_map_stages",
     "OFFLINE_WEIGHTS_HINT", "preprocess", "resize_and_crop",
     "LITE0_STAGES", "lite0_parameter_names", "efficientnet_lite0_weights", "efficientnet_lite0_weights_path",
 ]
@@ -133,11 +133,45 @@ def check_unfreeze_top(top, block_names) -> None:
                          f"({block_names[0]} ... {block_names[-1]}). Use top <= {len(block_names)}, or unfreeze() for all.")
 
 
+def check_preprocessed_images(x, spec: ModelSpec, channels_first: bool = False, what: str = "images") -> None:
+    """Refuse image arrays that are clearly not preprocessed for ``spec`` — raw uint8 pixels, floats in 0..255,
+    floats scaled to 0..1 — and a channel axis in the wrong place. A network fed such arrays trains and predicts
+    without complaint, only worse: this turns that silent loss into an error that says what to do."""
+    a = np.asarray(x)
+    if a.ndim != 4:
+        return  # not a batch of images (features, for example)
+    channels = a.shape[1] if channels_first else a.shape[-1]
+    layout = "(N, 3, H, W) (PyTorch's channels-first layout; to_tensor converts)" if channels_first else "(N, H, W, 3)"
+    if channels != 3:
+        raise ValueError(f"The {what} have shape {a.shape}, not {layout}. Convert the layout (e.g. x.transpose(0, 3, 1, 2) "
+                         f"for PyTorch) and make grayscale images 3-channel.")
+    if a.dtype == np.uint8:
+        raise TypeError(f"The {what} are raw uint8 pixels; the network expects them preprocessed as its weights were "
+                        f"trained ({spec.normalization!r} normalisation). Use preprocess(images, model.spec), or the "
+                        "course's image loaders, which do it for you.")
+    if a.size == 0 or not np.issubdtype(a.dtype, np.floating):
+        return
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    if spec.normalization == "caffe":
+        raw = lo >= 0 and hi > 2
+    else:
+        raw = hi > 20
+    if raw:
+        raise ValueError(f"The {what} hold values from {lo:.3g} to {hi:.3g}: raw pixels, not preprocessed for "
+                         f"{spec.name} ({spec.normalization!r} normalisation). Pass uint8 images to "
+                         "preprocess(images, model.spec) first.")
+    if lo >= 0 and hi <= 1 and hi - lo >= 0.5 and a.size > 64:
+        raise ValueError(f"The {what} lie in [0, 1]: pixels scaled to 0..1, not normalised as {spec.name}'s weights "
+                         f"expect ({spec.normalization!r}). Convert with preprocess((x * 255).round().astype('uint8'), "
+                         "model.spec), or normalise with the model's mean and standard deviation.")
+
+
 def as_model_input(images, spec: ModelSpec) -> np.ndarray:
-    """Images ready for the model: float32 ``(N, H, W, 3)`` arrays pass through (already preprocessed),
-    uint8 images are preprocessed for ``spec``."""
-    if isinstance(images, np.ndarray) and images.dtype == np.float32 and images.ndim == 4:
-        return images
+    """Images ready for the model: float ``(N, H, W, 3)`` arrays pass through when they look preprocessed (values
+    centred by the normalisation, not pixels in 0..255 or 0..1), uint8 images are preprocessed for ``spec``."""
+    if isinstance(images, np.ndarray) and np.issubdtype(images.dtype, np.floating) and images.ndim == 4:
+        check_preprocessed_images(images, spec)
+        return images.astype(np.float32, copy=False)
     return preprocess(images, spec)
 
 

@@ -5,7 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["cache_dir", "CACHE_ENV_VAR", "OFFLINE_ENV_VAR", "is_offline", "manual_download_help", "require_cached_when_offline",
+__all__ = ["cache_dir", "cache_dir_problem", "CacheDirError", "CACHE_ENV_VAR", "OFFLINE_ENV_VAR", "is_offline", "manual_download_help", "require_cached_when_offline",
            "OWNER_MARK", "staging_folder", "publish_folder", "check_can_write_folder"]
 
 #: a file the course writes into every folder it creates, so that it only ever removes or replaces its own folders
@@ -25,8 +25,34 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
         base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "transfer-course"
     path = base.joinpath(*parts)
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheDirError(f"The course's cache folder {path} cannot be created ({type(exc).__name__}: "
+                                f"{exc.strerror or exc}). Point ${CACHE_ENV_VAR} at a folder you can write, e.g. "
+                                f"export {CACHE_ENV_VAR}=$HOME/transfer-course-cache (or, in a notebook, "
+                                f"os.environ[{CACHE_ENV_VAR!r}] = '...').") from None
     return path
+
+
+def cache_dir_problem() -> str | None:
+    """Why the cache folder cannot be used (not creatable, not a folder, not writable), or ``None`` when it can."""
+    import tempfile
+
+    try:
+        root = cache_dir()
+        with tempfile.NamedTemporaryFile(dir=root):
+            pass
+    except CacheDirError as exc:
+        return str(exc)
+    except OSError as exc:
+        return (f"The course's cache folder {cache_dir(create=False)} is not writable ({exc.strerror or exc}). Point "
+                f"${CACHE_ENV_VAR} at a folder you can write.")
+    return None
+
+
+class CacheDirError(OSError):
+    """The cache folder cannot be created or written."""
 
 
 def is_offline() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import json
 import math
 from pathlib import Path
@@ -13,7 +14,9 @@ import numpy as np
 from .errors import choices_message
 
 __all__ = ["History", "EarlyStopper", "SCHEDULES", "lr_factor", "check_lr", "check_fit_args", "fingerprint",
-           "CheckpointMismatchError", "check_finite_inputs", "check_finite_loss", "phase_checkpoint", "feature_cache_key", "read_feature_cache", "write_feature_cache"]
+           "CheckpointMismatchError", "check_finite_inputs", "check_finite_loss", "phase_checkpoint", "Digest",
+           "folder_digest", "feature_cache_key", "read_feature_cache", "write_feature_cache", "OPTIMIZERS",
+           "check_batch_size", "check_checkpoint_path", "class_indices", "as_float_inputs"]
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
@@ -130,7 +133,10 @@ def check_finite_inputs(data, what: str = "training") -> None:
     """Refuse ``(x, y)`` arrays whose inputs hold NaN or infinite values: one of them turns every weight into NaN."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         return  # a loader or dataset: the loss check in fit catches it after the first epoch
-    x = np.asarray(data[0]) if not hasattr(data[0], "numpy") else np.asarray(data[0].numpy())
+    x = data[0]
+    if hasattr(x, "detach"):  # a torch tensor, perhaps on a GPU or requiring grad
+        x = x.detach().cpu()
+    x = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
     if np.issubdtype(x.dtype, np.floating) and x.size:
         bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
         if bad.any():
@@ -149,7 +155,11 @@ def check_finite_loss(loss: float, epoch: int) -> None:
                                  "smaller), or float16 training without loss scaling.")
 
 
-def check_fit_args(epochs, lr, backbone_lr=None, schedule="constant", clip_grad_norm=None, num_train=None) -> None:
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+def check_fit_args(epochs, lr, backbone_lr=None, schedule="constant", clip_grad_norm=None, num_train=None,
+                   optimizer="adamw", batch_size=32, weight_decay=0.0, warmup_epochs=0) -> None:
     """Validate ``fit``'s arguments (both frameworks) before any work is done."""
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
@@ -160,9 +170,75 @@ def check_fit_args(epochs, lr, backbone_lr=None, schedule="constant", clip_grad_
         raise ValueError(choices_message("learning-rate schedule", schedule, SCHEDULES))
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"clip_grad_norm must be a positive number or None; received {clip_grad_norm!r}.")
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(choices_message("optimizer", optimizer, OPTIMIZERS) + " Pass its name as a string; for "
+                         "another optimizer, write the training loop yourself (lessons 02 and 03 show how).")
+    check_batch_size(batch_size)
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float, np.floating)) \
+            or not math.isfinite(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a number >= 0 (typical: 0 to 0.05); received {weight_decay!r}.")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, np.integer)) or not 0 <= warmup_epochs <= epochs:
+        raise ValueError(f"warmup_epochs must be an integer from 0 to epochs ({epochs}); received {warmup_epochs!r}.")
     if num_train == 0:
         raise ValueError("The training data is empty: there is nothing to learn from. Check the train/ folder "
                          "(one sub-folder of images per class) or the arrays passed to fit.")
+
+
+def check_batch_size(batch_size, name: str = "batch_size") -> int:
+    """A positive integer, or a ``ValueError`` that says so."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"{name} must be a positive integer (typical: 16 to 128); received {batch_size!r}.")
+    return int(batch_size)
+
+
+def check_checkpoint_path(path, kind: str):
+    """``path`` as a ``Path``, refusing a folder where a checkpoint file is expected (PyTorch) and a file where a
+    checkpoint folder is expected (TensorFlow)."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"checkpoint must be a path (str or pathlib.Path); received {path!r}.")
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise IsADirectoryError(f"checkpoint={str(path)!r} is a folder; in PyTorch a checkpoint is one file. Pass a file "
+                                f"path such as {str(path / 'run.pt')!r}.")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"checkpoint={str(path)!r} is a file; in TensorFlow a checkpoint is a folder (weights "
+                                 f"+ state.json). Pass a folder path such as {str(path.with_suffix(''))!r}_ckpt.")
+    return path
+
+
+def class_indices(y, what: str = "labels") -> np.ndarray:
+    """``y`` as an int64 array of class indices, refusing what would be silently truncated or misread: fractional
+    values (``1.7`` is not class 1), one-hot rows, negative values, non-numbers."""
+    y = np.asarray(y)
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise TypeError(f"{what} must be integer class indices; received dtype {y.dtype}. Map class names to "
+                        "indices first, e.g. {name: i for i, name in enumerate(class_names)}.")
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(f"{what} have shape {y.shape}, which looks one-hot encoded; pass class indices instead: "
+                         "y.argmax(axis=1).")
+    if y.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array of class indices; received shape {y.shape}.")
+    if y.size and not np.issubdtype(y.dtype, np.integer) and y.dtype != np.bool_:
+        fractional = ~np.isfinite(y) | (np.mod(np.nan_to_num(y), 1) != 0)
+        if fractional.any():
+            raise ValueError(f"{what} must be whole numbers (class indices); {int(fractional.sum())} are not, e.g. "
+                             f"{y[fractional][:3].tolist()}. Converting them would silently truncate 1.7 to class 1.")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"{what} must be >= 0 (class indices); found {int(y.min())}.")
+    return y
+
+
+def as_float_inputs(x, what: str = "inputs") -> np.ndarray:
+    """``x`` as a float32 array, refusing non-numeric data with a message (instead of a deep cast error)."""
+    a = np.asarray(x)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise TypeError(f"{what} must be a numeric array (images or features); received dtype {a.dtype}.")
+    if a.ndim == 0:
+        raise ValueError(f"{what} must be an array with one row per sample; received a single value.")
+    return a.astype(np.float32, copy=False)
 
 
 def fingerprint(named_shapes, class_names=None) -> str:
@@ -177,22 +253,83 @@ def phase_checkpoint(checkpoint, phase: str):
     return Path(f"{checkpoint}.{phase}") if checkpoint else None
 
 
-def feature_cache_key(spec_name: str, weight_sum: float, image_size, folder=None, count: int | None = None) -> str:
-    """What cached features depend on: the backbone (its name and the sum of its weights), the image size
-    and the files (or, for in-memory data, their number)."""
-    files = [str(p) for p in folder.paths] if folder is not None else [count]
-    return fingerprint([(f"{spec_name}:{weight_sum:.6e}:{image_size or ''}", [])], files)
+class Digest:
+    """A running SHA-256 over what a result depends on: strings, numbers and arrays (with their dtype and shape,
+    so that the same bytes read as another array do not collide)."""
+
+    def __init__(self, *parts):
+        self._h = hashlib.sha256()
+        self.update(*parts)
+
+    def update(self, *parts) -> "Digest":
+        for part in parts:
+            if isinstance(part, (bytes, bytearray, memoryview)):
+                self._h.update(b"b%d:" % len(part))
+                self._h.update(part)
+            elif isinstance(part, (tuple, list)):
+                self._h.update(b"t%d:" % len(part))
+                self.update(*part)
+            elif isinstance(part, np.ndarray) or hasattr(part, "__array__"):
+                a = np.ascontiguousarray(np.asarray(part))
+                self._h.update(f"a{a.dtype.str}{a.shape}:".encode())
+                self._h.update(a.tobytes())
+            else:
+                text = repr(part).encode()
+                self._h.update(b"s%d:" % len(text))
+                self._h.update(text)
+        return self
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def folder_digest(folder) -> str:
+    """The contents of an image folder split: every file's bytes, its label and the class names (not the paths:
+    moving a dataset keeps its cache; overwriting an image or relabelling it does not)."""
+    d = Digest("folder", list(folder.class_names))
+    for path, label in zip(folder.paths, folder.labels):
+        d.update(Path(path).read_bytes(), int(label))
+    return d.hexdigest()
+
+
+def feature_cache_key(spec_name: str, weights_digest: str, image_size, data_digest: str) -> str:
+    """What cached features depend on: the backbone (its name and a digest of every weight and BatchNorm
+    statistic), the image size, and the data's content (the files' bytes and labels, or the arrays)."""
+    return Digest("features-v2", spec_name, weights_digest, image_size or "", data_digest).hexdigest()[:32]
+
+
+_CACHE_FIELDS = {"features", "labels", "key"}
 
 
 def read_feature_cache(path, key: str):
-    """``(features, labels)`` saved at ``path`` under ``key``, or ``None`` when absent or made otherwise."""
+    """``(features, labels)`` saved at ``path`` under ``key``, or ``None`` when absent or made from other data or
+    another backbone. A file there that is not a feature cache is refused (it is never overwritten)."""
     if path is None or not Path(path).exists():
         return None
-    saved = np.load(path, allow_pickle=False)
-    return (saved["features"], saved["labels"]) if str(saved["key"]) == key else None
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"The feature cache path {path} is a folder; pass a file path such as {path / 'features.npz'}.")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if set(saved.files) != _CACHE_FIELDS:
+                raise ValueError
+            return (saved["features"], saved["labels"]) if str(saved["key"]) == key else None
+    except Exception:  # not an .npz we wrote: leave it alone
+        raise FileExistsError(f"{path} exists and is not a feature cache written by cache_features; it is left "
+                              "untouched. Pass another path (or delete the file yourself).") from None
 
 
 def write_feature_cache(path, key: str, features: np.ndarray, labels: np.ndarray) -> None:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, features=features, labels=labels, key=key)
+    """Save the arrays at exactly ``path`` (no suffix is added), through a temporary file so that an interrupted
+    write never leaves half a cache."""
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, features=features, labels=labels, key=np.array(key))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

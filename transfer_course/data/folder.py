@@ -95,9 +95,29 @@ def scan_image_folder(root: str | Path, split: str = "train", class_names=None) 
     return ImageFolder(root, split, tuple(paths), np.asarray(labels, dtype=np.int64), tuple(class_names))
 
 
+def _is_truncated(path, fmt) -> bool:
+    """Whether a JPEG or PNG lacks its end marker (an interrupted download or copy); ``verify`` does not look."""
+    if fmt not in ("JPEG", "PNG"):
+        return False
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 64))
+        tail = f.read().rstrip(b"\x00\r\n ")
+    if (tail.endswith(b"\xff\xd9") if fmt == "JPEG" else b"IEND" in tail[-12:]):
+        return False
+    from PIL import Image  # no end marker where expected (or trailing bytes after it): decode to be sure
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except OSError:
+        return True
+    return False
+
+
 def verify_images(folder: ImageFolder) -> ImageFolder:
-    """Read every file's header (fast: no pixel decoding) and raise :class:`ImageDecodeError` listing the
-    files that are not images, before a training loop meets them deep inside a data pipeline."""
+    """Read every file's header and end (fast: no pixel decoding) and raise :class:`ImageDecodeError` listing the
+    files that are not images or are truncated, before a training loop meets them deep inside a data pipeline."""
     from PIL import Image
 
     bad = []
@@ -105,6 +125,9 @@ def verify_images(folder: ImageFolder) -> ImageFolder:
         try:
             with Image.open(path) as im:
                 im.verify()
+                fmt = im.format
+            if _is_truncated(path, fmt):
+                bad.append(f"{path} (truncated: the file ends before its image data does)")
         except Exception as exc:  # noqa: BLE001 - any failure means "not a usable image"
             bad.append(f"{path} ({exc.__class__.__name__})")
     if bad:
@@ -136,6 +159,14 @@ def to_rgb(image) -> "PIL.Image.Image":  # noqa: F821
 
     if image.mode == "RGB":
         return image
+    if image.mode.startswith("I") or image.mode == "F":  # 16- or 32-bit grayscale: scale, do not clip at 255
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F" or values.max(initial=0) > 65535 or values.min(initial=0) < 0:
+            raise ValueError(f"{image.mode} images with values from {values.min():.4g} to {values.max():.4g} have no "
+                             "standard range to map to 0..255; convert them to 8-bit yourself")
+        scale = 255.0 / 65535.0 if image.mode != "I" or values.max(initial=0) > 255 else 1.0
+        gray = np.round(values * scale).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

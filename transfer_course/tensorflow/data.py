@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from ..training import as_float_inputs, check_batch_size, class_indices
 from ..data.folder import load_image, scan_image_folder, verify_images
 from ..models import ModelSpec, get_spec, preprocess
 
@@ -34,6 +35,7 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     ``augment=True`` applies :func:`augmentation` (or pass your own layer). The dataset's ``.folder``
     keeps the file list and class names. ``num_workers`` > 0 decodes in parallel.
     """
+    check_batch_size(batch_size)
     spec = model if isinstance(model, ModelSpec) else get_spec(model, "tensorflow")
     folder = verify_images(scan_image_folder(root, split, class_names))
     size = image_size or spec.input_size
@@ -63,7 +65,8 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
 
 def array_loader(x, y, batch_size: int = 32, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
     """A batched ``tf.data.Dataset`` over in-memory arrays, e.g. cached features and their labels."""
-    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
+    check_batch_size(batch_size)
+    x, y = as_float_inputs(np.asarray(x)), class_indices(np.asarray(y))
     if len(x) != len(y):
         raise ValueError(f"Got {len(x)} inputs but {len(y)} labels.")
     ds = tf.data.Dataset.from_tensor_slices((x, y))

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from ..precision import validate_precision
 
-__all__ = ["get_device", "describe_devices", "configure_gpus", "Precision", "resolve_precision",
+__all__ = ["get_device", "check_device", "describe_devices", "configure_gpus", "Precision", "resolve_precision",
            "get_strategy", "seed_everything"]
 
 _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -33,6 +33,37 @@ def configure_gpus(memory_growth: bool = True) -> list:
 def get_device() -> str:
     """``/GPU:0`` when TensorFlow sees a GPU, else ``/CPU:0``."""
     return "/GPU:0" if configure_gpus() else "/CPU:0"
+
+
+def check_device(device) -> str | None:
+    """A TensorFlow device string for ``device`` (``None`` lets TensorFlow place the work).
+
+    Accepts ``"cpu"``, ``"gpu"``, ``"GPU:1"``, ``"/GPU:0"``, ``"/device:CPU:0"``; names that belong to PyTorch
+    (``"cuda"``, ``"cuda:0"``, ``"mps"``) and GPUs this machine does not have get an error saying what to pass.
+    """
+    import re
+
+    if device is None:
+        return None
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as '/GPU:0' or '/CPU:0' (or None); received {device!r}.")
+    text = device.strip()
+    if re.fullmatch(r"(?i)cuda(:\d+)?|mps", text):
+        index = text.split(":")[1] if ":" in text else "0"
+        hint = f"'/GPU:{index}'" if text.lower().startswith("cuda") else "'/GPU:0' (TensorFlow on Apple GPUs uses tensorflow-metal)"
+        raise ValueError(f"device={device!r} is PyTorch's name; TensorFlow calls it {hint}.")
+    m = re.fullmatch(r"(?i)/?(?:job:\w+/(?:replica:\d+/)?(?:task:\d+/)?)?(?:device:)?(cpu|gpu)(?::(\d+))?", text)
+    if not m:
+        raise ValueError(f"device={device!r} is not a TensorFlow device name. Use '/CPU:0', '/GPU:0' (or 'cpu', 'gpu'); "
+                         "the available ones: " + ", ".join(d.name for d in tf.config.list_logical_devices()) + ".")
+    kind, index = m.group(1).upper(), int(m.group(2) or 0)
+    if kind == "GPU":
+        count = len(configure_gpus())
+        if index >= count:
+            raise ValueError(f"device={device!r}: TensorFlow sees {count} GPU(s) here"
+                             + (f", numbered 0..{count - 1}." if count else "; use '/CPU:0' or None.")
+                             + " On Colab, choose a GPU runtime (Runtime > Change runtime type).")
+    return f"/{kind}:{index}"
 
 
 def describe_devices() -> dict:

@@ -44,6 +44,17 @@ class TransferModel(keras.Model):
         super().__init__(inputs, head(backbone(inputs)), name=name or spec.name)
         self.backbone, self.head, self.spec = backbone, head, spec
         self.class_names = tuple(class_names) if class_names else None
+        self._built_parts = True
+
+    def __setattr__(self, name, value):
+        # A Keras model is a graph fixed when it is built: assigning a new part would change the attribute, not the
+        # computation, and the model would silently keep using the old head.
+        if name in ("head", "backbone") and getattr(self, "_built_parts", False):
+            fix = ("model = replace_head(model, head=new_head)" if name == "head" else
+                   "create_model(...) with the backbone you want, or TransferModel(new_backbone, model.head, model.spec)")
+            raise AttributeError(f"Assigning model.{name} does not change a Keras model: its graph was built with the "
+                                 f"old {name} and would keep using it. Build a new model instead: {fix}.")
+        super().__setattr__(name, value)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone),

@@ -15,13 +15,15 @@ import numpy as np
 import tensorflow as tf
 
 from ..metrics import check_labels, report_from_probabilities
+from ..models import check_preprocessed_images
 from ..precision import validate_precision
 from ..training import (
-    CheckpointMismatchError, History, check_finite_inputs, check_finite_loss, check_fit_args, feature_cache_key,
-    fingerprint, phase_checkpoint, read_feature_cache, write_feature_cache,
+    CheckpointMismatchError, Digest, History, check_batch_size, check_checkpoint_path, check_finite_inputs,
+    check_finite_loss, check_fit_args, feature_cache_key, fingerprint, folder_digest, phase_checkpoint,
+    read_feature_cache, write_feature_cache,
 )
 from .data import array_loader
-from .device import _POLICIES
+from .device import _POLICIES, check_device
 from .models import TransferModel, freeze, unfreeze
 
 __all__ = ["fit", "evaluate", "predict", "cache_features", "fine_tune", "labels_of", "LearningRateSchedule",
@@ -109,9 +111,9 @@ class _Loop(keras.callbacks.Callback):
     # batches; otherwise Keras waits for every batch's results before starting the next one.
     async_safe = True
 
-    def __init__(self, history, total, initial, progress, checkpoint, on_epoch_end):
+    def __init__(self, history, total, initial, progress, checkpoint, on_epoch_end, settings=None):
         super().__init__()
-        self.history_, self.checkpoint, self.hook = history, checkpoint, on_epoch_end
+        self.history_, self.checkpoint, self.hook, self.settings = history, checkpoint, on_epoch_end, settings
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -134,7 +136,7 @@ class _Loop(keras.callbacks.Callback):
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy")})
         if self.checkpoint is not None:
-            _save_checkpoint(self.checkpoint, epoch + 1, self.model, self.history_)
+            _save_checkpoint(self.checkpoint, epoch + 1, self.model, self.history_, self.settings)
         if self.hook is not None:
             self.hook(epoch, logs)
 
@@ -147,24 +149,56 @@ def _model_fingerprint(model):
     return fingerprint([(w.path, w.shape) for w in model.weights], getattr(model, "class_names", None))
 
 
-def _save_checkpoint(folder: Path, epoch: int, model, history: History) -> None:
+def _save_checkpoint(folder: Path, epoch: int, model, history: History, settings: dict | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_weights(folder / "model.weights.h5")  # includes the optimizer's state (moments, step count)
-    state = {"fingerprint": _model_fingerprint(model), "epoch": epoch, "history": history.to_dict()}
+    state = {"fingerprint": _model_fingerprint(model), "epoch": epoch, "history": history.to_dict(),
+             "optimizer_settings": settings}
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
     tmp.replace(folder / "state.json")  # written last: the state names an epoch whose weights are saved
 
 
-def _resume(folder: Path, model) -> tuple[int, History]:
-    state = json.loads((folder / "state.json").read_text())
+def _resume(folder: Path, model, optimizer="adamw", lr=None, backbone_lr=None, weight_decay=0.0) -> tuple[int, History]:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        if not isinstance(state, dict) or not {"fingerprint", "epoch", "history"} <= set(state):
+            raise ValueError("fields missing")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointMismatchError(f"{folder / 'state.json'} is damaged or was not written by fit(checkpoint=...) "
+                                      f"({exc}). Use a new checkpoint folder, or delete this one to start over.") from None
     if state["fingerprint"] != _model_fingerprint(model):
         raise CheckpointMismatchError(
             f"{folder} was saved from a different model (other layers, shapes or classes), so training cannot "
             "resume from it. Use a new checkpoint folder for this model, or delete it to start over.")
+    saved, now = state.get("optimizer_settings"), _settings(optimizer, lr, backbone_lr, weight_decay)
+    if saved is not None and saved != now:
+        raise CheckpointMismatchError(
+            f"{folder} was saved by a run with another optimizer set-up ({saved}), not this one ({now}). Resuming "
+            "would mix the two. Call fit with the saved run's optimizer, lr, backbone_lr and weight_decay to continue "
+            "it, or use a new checkpoint folder to start a new run.")
     model.optimizer.build(model.trainable_variables)  # the optimizer's slots must exist to receive their values
-    model.load_weights(folder / "model.weights.h5")
+    weights = folder / "model.weights.h5"
+    if not weights.is_file() or weights.stat().st_size == 0:
+        raise CheckpointMismatchError(f"{weights} is missing or empty: the checkpoint was not written completely. "
+                                      "Delete the folder to start over.")
+    try:
+        model.load_weights(weights)
+    except Exception as exc:  # noqa: BLE001 - h5py/keras raise many types for a damaged file
+        raise CheckpointMismatchError(f"{weights} cannot be read ({type(exc).__name__}: {str(exc)[:200]}): it is "
+                                      "truncated or damaged. Delete the checkpoint folder to start over.") from None
     return state["epoch"], History.from_dict(state["history"])
+
+
+def _settings(optimizer, lr, backbone_lr, weight_decay) -> dict:
+    return {"optimizer": optimizer, "lr": float(lr), "backbone_lr": None if backbone_lr is None else float(backbone_lr),
+            "weight_decay": float(weight_decay)}
+
+
+def _check_array_images(model, data, what) -> None:
+    """Image arrays handed to fit must be preprocessed for the model's weights (channels last)."""
+    if isinstance(model, TransferModel) and isinstance(data, (tuple, list)) and len(data) == 2:
+        check_preprocessed_images(np.asarray(data[0]), model.spec, channels_first=False, what=f"{what} images")
 
 
 def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-3, backbone_lr: float | None = None,
@@ -182,6 +216,13 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
     """
     if isinstance(train, (tuple, list)) and len(train) == 2 and len(train[0]) == 0:
         check_fit_args(epochs, lr, num_train=0)
+    check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, optimizer=optimizer, batch_size=batch_size,
+                   weight_decay=weight_decay, warmup_epochs=warmup_epochs)
+    optimizer = optimizer.lower()
+    device = check_device(device)
+    checkpoint = check_checkpoint_path(checkpoint, "folder")
+    _check_array_images(model, train, "training")
+    _check_array_images(model, val, "validation")
     check_finite_inputs(train, "training")
     if val is not None:
         check_finite_inputs(val, "validation")
@@ -215,18 +256,25 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
         model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
     history, start = History(), 0
-    checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint and (checkpoint / "state.json").exists():
-        start, history = _resume(checkpoint, model)
+        start, history = _resume(checkpoint, model, optimizer, lr, backbone_lr, weight_decay)
     if start >= epochs:
         return history
-    callbacks = [_Loop(history, epochs * steps, start * steps, progress, checkpoint, on_epoch_end)]
+    callbacks = [_Loop(history, epochs * steps, start * steps, progress, checkpoint, on_epoch_end,
+                       _settings(optimizer, lr, backbone_lr, weight_decay))]
     if early_stopping:
         callbacks.insert(0, keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping,
                                                           restore_best_weights=restore_best))
+    # One pass over the data per epoch, as one repeated stream: a resumed run skips the batches the interrupted
+    # run already used, so it sees the same shuffled order from the same epoch on (reshuffling is seeded).
+    epochs_ds, per_epoch = train_ds, None
+    if steps > 0:
+        epochs_ds, per_epoch = train_ds.repeat(), steps
+        if start:
+            epochs_ds = epochs_ds.skip(start * steps)
     with tf.device(device) if device else _nullcontext():
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, verbose=0, callbacks=callbacks,
-                  shuffle=False)
+        model.fit(epochs_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, steps_per_epoch=per_epoch,
+                  verbose=0, callbacks=callbacks, shuffle=False)
     return history
 
 
@@ -238,6 +286,9 @@ def _nullcontext():
 
 def predict(model: keras.Model, data, batch_size: int = 64, device=None, precision=None) -> np.ndarray:
     """Class probabilities ``(N, classes)`` for a dataset or ``(x, y)`` pair, in the data's order."""
+    check_batch_size(batch_size)
+    device = check_device(device)
+    _check_array_images(model, data, "prediction")
     ds = _as_dataset(data, batch_size, False, 0)
     # predict_on_batch runs the model in inference mode as a compiled graph; calling the model eagerly batch after
     # batch gives the same numbers but kept hundreds of MB more memory on CPU in our measurements (lesson 02).
@@ -263,7 +314,9 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
     Training a head on these is the same as training it on images through a frozen backbone
     (in inference mode), without repeating the expensive forward pass every epoch. Use a dataset
     without augmentation and without shuffling. With ``path`` the arrays are also saved there
-    and read back next time, if they were made by the same backbone from the same files.
+    and read back next time, if they were made by the same backbone weights from the same data (the
+    key is the content: overwritten images, new labels or new arrays are recomputed). The file is written at
+    exactly ``path``; an existing file that is not a feature cache is never overwritten.
     """
     ds = _as_dataset(data, 64, False, 0)
     key = _features_key(model, ds)
@@ -286,9 +339,17 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
 
 
 def _features_key(model, ds) -> str:
-    weights = sum(float(np.sum(np.asarray(w, dtype=np.float64))) for w in model.backbone.weights)
-    return feature_cache_key(model.spec.name, weights, getattr(ds, "image_size", None), getattr(ds, "folder", None),
-                             int(ds.cardinality()))
+    """Key the cache on content: every backbone weight (BatchNorm statistics included) and the data itself (the
+    files' bytes and labels for an image folder, else one pass over the dataset's elements)."""
+    weights = Digest(*[(w.path, np.asarray(w)) for w in model.backbone.weights]).hexdigest()
+    if getattr(ds, "folder", None) is not None:
+        data = folder_digest(ds.folder)
+    else:
+        d = Digest("batches")
+        for x, y in ds:
+            d.update(np.asarray(x), np.asarray(y))
+        data = d.hexdigest()
+    return feature_cache_key(model.spec.name, weights, getattr(ds, "image_size", None), data)
 
 
 def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, epochs: int = 5, top: int | None = 4,

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ..training import as_float_inputs, check_batch_size, class_indices
 from ..data.folder import ImageFolder, load_image, scan_image_folder, verify_images
 from ..models import ModelSpec, get_spec, preprocess
 
@@ -55,6 +56,7 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     ``shuffle`` defaults to True for the train split; ``augment=True`` applies :func:`augmentation`
     (or pass your own transform). The loader's ``.dataset.folder`` keeps the file list and class names.
     """
+    check_batch_size(batch_size)
     spec = model if isinstance(model, ModelSpec) else get_spec(model, "torch")
     folder = verify_images(scan_image_folder(root, split, class_names))
     transform = augmentation() if augment is True else (augment or None)
@@ -66,8 +68,13 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
 
 def array_loader(x, y, batch_size: int = 32, shuffle: bool = True, seed: int = 0) -> DataLoader:
     """A ``DataLoader`` over in-memory arrays, e.g. cached features and their labels."""
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    y = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    check_batch_size(batch_size)
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    x = torch.as_tensor(as_float_inputs(x))
+    y = torch.as_tensor(class_indices(y))
     if len(x) != len(y):
         raise ValueError(f"Got {len(x)} inputs but {len(y)} labels.")
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle,

@@ -18,9 +18,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..metrics import check_labels, report_from_probabilities
+from ..models import check_preprocessed_images
 from ..training import (
     CheckpointMismatchError, EarlyStopper, History, check_finite_inputs, check_finite_loss, check_fit_args,
-    feature_cache_key, fingerprint, lr_factor, phase_checkpoint, read_feature_cache, write_feature_cache,
+    Digest, check_batch_size, check_checkpoint_path, feature_cache_key, fingerprint, folder_digest, lr_factor, phase_checkpoint, read_feature_cache, write_feature_cache,
 )
 from .data import array_loader
 from .device import get_device, resolve_precision
@@ -181,12 +182,19 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
     """
     if isinstance(train, (tuple, list)) and len(train) == 2 and len(train[0]) == 0:
         check_fit_args(epochs, lr, num_train=0)
+    check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, optimizer=optimizer, batch_size=batch_size,
+                   weight_decay=weight_decay, warmup_epochs=warmup_epochs)
     check_finite_inputs(train, "training")
     if val is not None:
         check_finite_inputs(val, "validation")
     train_loader = _as_loader(train, batch_size, True, seed)
     val_loader = None if val is None else _as_loader(val, batch_size, False, seed)
-    check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=len(train_loader.dataset))
+    check_fit_args(epochs, lr, backbone_lr, schedule, clip_grad_norm, num_train=len(train_loader.dataset),
+                   optimizer=optimizer, batch_size=batch_size, weight_decay=weight_decay, warmup_epochs=warmup_epochs)
+    optimizer = optimizer.lower()
+    checkpoint = check_checkpoint_path(checkpoint, "file")
+    _check_array_images(model, train, "training")
+    _check_array_images(model, val, "validation")
     _check_head(model)
     _check_data(model, train_loader, "training")
     if val_loader is not None:
@@ -205,7 +213,6 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
     stopper = EarlyStopper(monitor, early_stopping) if early_stopping else None
     best_state, start = None, 0
 
-    checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint and checkpoint.exists():
         start, history, best_state = _resume(checkpoint, model, opt, scheduler, prec, stopper, train_loader)
 
@@ -253,6 +260,7 @@ def _progress(progress, total, initial):
 
 def _save_checkpoint(path, epoch, model, opt, scheduler, prec, history, stopper, best_state, loader):
     state = {"fingerprint": _model_fingerprint(model), "epoch": epoch, "model": model.state_dict(),
+             "optimizer_settings": _optimizer_settings(opt),
              "optimizer": opt.state_dict(), "scheduler": scheduler.state_dict(),
              "scaler": prec.scaler.state_dict() if prec.scaler else None, "history": history.to_dict(),
              "stopper": stopper.state_dict() if stopper else None, "best_state": best_state, "rng": _rng_state(loader)}
@@ -260,6 +268,25 @@ def _save_checkpoint(path, epoch, model, opt, scheduler, prec, history, stopper,
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)  # atomic: an interruption while saving leaves the previous checkpoint intact
+
+
+def _optimizer_settings(opt) -> dict:
+    """What a resumed run must share with the run that saved: the optimizer's kind and each group's settings."""
+    return {"optimizer": type(opt).__name__,
+            "groups": [{"initial_lr": float(g.get("initial_lr", g["lr"])), "weight_decay": float(g.get("weight_decay", 0.0)),
+                        "size": sum(p.numel() for p in g["params"])} for g in opt.param_groups]}
+
+
+def _describe_settings(settings: dict) -> str:
+    groups = ", ".join(f"lr {g['initial_lr']:g} wd {g['weight_decay']:g} on {g['size']} weights" for g in settings["groups"])
+    return f"{settings['optimizer']}: {groups}"
+
+
+def _check_array_images(model, data, what) -> None:
+    """Image arrays handed to fit must be preprocessed for the model's weights, in PyTorch's channels-first layout."""
+    if isinstance(model, TransferModel) and isinstance(data, (tuple, list)) and len(data) == 2:
+        x = data[0].detach().cpu().numpy() if isinstance(data[0], torch.Tensor) else np.asarray(data[0])
+        check_preprocessed_images(x, model.spec, channels_first=True, what=f"{what} images")
 
 
 def _resume(path, model, opt, scheduler, prec, stopper, loader):
@@ -271,6 +298,12 @@ def _resume(path, model, opt, scheduler, prec, stopper, loader):
         raise CheckpointMismatchError(
             f"{path} was saved from a different model (other layers, shapes or classes), so training cannot "
             "resume from it. Use a new checkpoint path for this model, or delete the file to start over.")
+    saved, now = state.get("optimizer_settings"), _optimizer_settings(opt)
+    if saved is not None and saved != now:
+        raise CheckpointMismatchError(
+            f"{path} was saved by a run with another optimizer set-up ({_describe_settings(saved)}), not this one "
+            f"({_describe_settings(now)}). Resuming would mix the two. Call fit with the saved run's optimizer, lr, "
+            "backbone_lr and weight_decay to continue it, or use a new checkpoint path to start a new run.")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -286,6 +319,8 @@ def _resume(path, model, opt, scheduler, prec, stopper, loader):
 @torch.no_grad()
 def predict(model: nn.Module, data, batch_size: int = 64, device=None, precision: str = "fp32") -> np.ndarray:
     """Class probabilities ``(N, classes)`` for a DataLoader or ``(x, y)`` pair, in the data's order."""
+    check_batch_size(batch_size)
+    _check_array_images(model, data, "prediction")
     loader = _as_loader(data, batch_size, False, 0)
     device = get_device(device)
     prec = resolve_precision(precision, device)
@@ -316,7 +351,9 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
     Training a head on these is the same as training it on images through a frozen backbone
     (in inference mode), without repeating the expensive forward pass every epoch. Use a loader
     without augmentation and without shuffling. With ``path`` the arrays are also saved there
-    and read back next time, if they were made by the same backbone from the same files.
+    and read back next time, if they were made by the same backbone weights from the same data (the
+    key is the content: overwritten images, new labels or new arrays are recomputed). The file is written at
+    exactly ``path``; an existing file that is not a feature cache is never overwritten.
     """
     loader = _as_loader(data, 64, False, 0)
     key = _features_key(model, loader)
@@ -340,9 +377,20 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
 
 
 def _features_key(model, loader) -> str:
-    weights = sum(float(p.double().sum()) for p in model.backbone.parameters())
-    return feature_cache_key(model.spec.name, weights, getattr(loader.dataset, "image_size", None),
-                             getattr(loader.dataset, "folder", None), len(loader.dataset))
+    """Key the cache on content: every backbone weight and BatchNorm statistic, and the data itself (the files'
+    bytes and labels for an image folder, the tensors for in-memory data, else one pass over the loader)."""
+    weights = Digest(*[(k, v.detach().cpu().numpy()) for k, v in model.backbone.state_dict().items()]).hexdigest()
+    dataset = loader.dataset
+    if getattr(dataset, "folder", None) is not None:
+        data = Digest(folder_digest(dataset.folder), repr(getattr(dataset, "transform", None))).hexdigest()
+    elif isinstance(dataset, torch.utils.data.TensorDataset):
+        data = Digest("tensors", *[t.detach().cpu().numpy() for t in dataset.tensors]).hexdigest()
+    else:
+        d = Digest("batches")
+        for x, y in loader:
+            d.update(np.asarray(x), np.asarray(y))
+        data = d.hexdigest()
+    return feature_cache_key(model.spec.name, weights, getattr(dataset, "image_size", None), data)
 
 
 def fine_tune(model: TransferModel, train, val=None, *, frozen_epochs: int = 3, epochs: int = 5, top: int | None = 4,
