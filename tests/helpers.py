@@ -161,3 +161,48 @@ def run_solutions(notebooks, out: Path, seed: int | None = None, timeout: int = 
             assert proc.returncode == 0, f"{name} failed:\n{err.decode()[-3000:]}"
             runs[name] = json.loads((out / f"{name}.json").read_text())["results"]
     return runs
+
+
+def check_feature_cache_keyed_on_content(T, tmp_path) -> None:
+    """cache_features returns saved features only for the same backbone weights and the same data content."""
+    root = tmp_path / "imgs"
+    for c, cls in enumerate(("ant", "bee")):
+        for i in range(3):
+            write_image(root / "train" / cls / f"{i}.png", color=(40 * i + 10, 90 * c + 20, 120))
+    model = T.create_model(num_classes=2)
+    loader = lambda: T.image_folder_loader(root, "train", image_size=32, batch_size=4, shuffle=False)  # noqa: E731
+    path = tmp_path / "features"  # no .npz suffix: written and read at exactly this path
+    feats, labels = T.cache_features(model, loader(), path=path, progress=False)
+    assert path.is_file() and not (tmp_path / "features.npz").exists()
+    # read back (not recomputed): a cache whose arrays we mark is returned as it is
+    with np.load(path) as saved:
+        key = str(saved["key"])
+    from transfer_course.training import write_feature_cache
+
+    write_feature_cache(path, key, feats + 1.0, labels)
+    assert np.allclose(T.cache_features(model, loader(), path=path, progress=False)[0], feats + 1.0)
+    # an image overwritten in place (same path, same count) is recomputed
+    write_image(root / "train" / "ant" / "0.png", color=(250, 250, 0))
+    again, _ = T.cache_features(model, loader(), path=path, progress=False)
+    assert not np.allclose(again[0], feats[0]) and np.allclose(again[1:], feats[1:], atol=1e-5)
+    # a file moved to another class (new labels, same files) is recomputed with the new labels
+    (root / "train" / "ant" / "2.png").rename(root / "train" / "bee" / "9.png")
+    _, relabelled = T.cache_features(model, loader(), path=path, progress=False)
+    assert relabelled.tolist() == [0, 0, 1, 1, 1, 1]
+    # in-memory arrays: new arrays of the same length are recomputed
+    rng = np.random.default_rng(0)
+    layout = (2, 3, 32, 32) if T.FRAMEWORK == "torch" else (2, 32, 32, 3)
+    a, b = rng.normal(size=layout).astype(np.float32), rng.normal(size=layout).astype(np.float32)
+    fa, _ = T.cache_features(model, (a, np.array([0, 1])), path=tmp_path / "arr.npz", progress=False)
+    fb, _ = T.cache_features(model, (b, np.array([0, 1])), path=tmp_path / "arr.npz", progress=False)
+    assert not np.allclose(fa, fb)
+    # other backbone statistics (e.g. BatchNorm re-estimated) are recomputed too
+    before, _ = T.cache_features(model, (b, np.array([0, 1])), path=tmp_path / "arr.npz", progress=False)
+    if T.FRAMEWORK == "torch":
+        bn = next(m for m in model.backbone.modules() if m.__class__.__name__.startswith("BatchNorm"))
+        bn.running_mean += 0.5
+    else:
+        bn = next(layer for layer in model.backbone._flatten_layers() if layer.__class__.__name__ == "BatchNormalization")
+        bn.moving_mean.assign(bn.moving_mean + 0.5)
+    after, _ = T.cache_features(model, (b, np.array([0, 1])), path=tmp_path / "arr.npz", progress=False)
+    assert not np.allclose(before, after)

@@ -160,3 +160,16 @@ def test_verify_images_lists_every_broken_file(image_tree):
     message = str(err.value)
     assert "2 file(s)" in message and "broken.jpg" in message and "empty.png" in message
     assert len(verify_images(scan_image_folder(image_tree, "val"))) == 6
+
+
+def test_16_bit_images_are_scaled_not_saturated(tmp_path):
+    from PIL import Image
+
+    from transfer_course.data.folder import load_image
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    image = load_image(tmp_path / "deep.png")
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    np.testing.assert_allclose(image[..., 0], np.round(ramp / 257.0), atol=1)
+    assert 100 < image.mean() < 155, "a full-range ramp stays mid-grey on average instead of turning white"

@@ -160,7 +160,10 @@ def check_preprocessed_images(x, spec: ModelSpec, channels_first: bool = False, 
         raise ValueError(f"The {what} hold values from {lo:.3g} to {hi:.3g}: raw pixels, not preprocessed for "
                          f"{spec.name} ({spec.normalization!r} normalisation). Pass uint8 images to "
                          "preprocess(images, model.spec) first.")
-    if lo >= 0 and hi <= 1 and hi - lo >= 0.5 and a.size > 64:
+    # A preprocessed image can lie in [0, 1] too: a bright one under 'inception' normalisation (every pixel >= 128), a
+    # low-contrast one under 'imagenet'. One such photo is plausible, a batch of 16 is not: only batches that large
+    # are judged, so a few images handed to predict are never refused for it.
+    if lo >= 0 and hi <= 1 and hi - lo >= 0.5 and len(a) >= 16:
         raise ValueError(f"The {what} lie in [0, 1]: pixels scaled to 0..1, not normalised as {spec.name}'s weights "
                          f"expect ({spec.normalization!r}). Convert with preprocess((x * 255).round().astype('uint8'), "
                          "model.spec), or normalise with the model's mean and standard deviation.")

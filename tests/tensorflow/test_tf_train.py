@@ -127,3 +127,36 @@ def test_non_finite_inputs_are_caught():
     from helpers import check_non_finite_inputs
 
     check_non_finite_inputs(T, lambda x, y: T.array_loader(x, y, batch_size=4))
+
+
+def test_feature_cache_is_keyed_on_content(tmp_path):
+    from helpers import check_feature_cache_keyed_on_content
+
+    check_feature_cache_keyed_on_content(T, tmp_path)
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    """Same data order after resuming (the shuffled stream skips the batches already used): the same weights."""
+    x, y = blobs(n_per_class=20, seed=1)
+    whole = _head()
+    T.fit(whole, (x, y), epochs=4, lr=1e-3, batch_size=8, progress=False, seed=3)
+
+    def interrupt(epoch, logs):
+        if epoch + 1 == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        T.fit(_head(), (x, y), epochs=4, lr=1e-3, batch_size=8, checkpoint=tmp_path / "c", progress=False, seed=3,
+              on_epoch_end=interrupt)
+    resumed = _head()
+    T.fit(resumed, (x, y), epochs=4, lr=1e-3, batch_size=8, checkpoint=tmp_path / "c", progress=False, seed=3)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_assigning_a_new_head_is_refused():
+    import keras
+
+    model = T.create_model(num_classes=3)
+    with pytest.raises(AttributeError, match=r"does not change a Keras model.*replace_head\(model, head=new_head\)"):
+        model.head = keras.Sequential([keras.Input((1280,)), keras.layers.Dense(5)])

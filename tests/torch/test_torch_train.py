@@ -125,3 +125,9 @@ def test_non_finite_inputs_are_caught():
     from helpers import check_non_finite_inputs
 
     check_non_finite_inputs(T, lambda x, y: T.array_loader(x, y, batch_size=4))
+
+
+def test_feature_cache_is_keyed_on_content(tmp_path):
+    from helpers import check_feature_cache_keyed_on_content
+
+    check_feature_cache_keyed_on_content(T, tmp_path)

@@ -111,16 +111,21 @@ def extract(archive: str | Path, dest: str | Path | None = None) -> Path:
         return dest
     if dest.is_dir() and any(dest.iterdir()):
         shutil.rmtree(dest)  # an older extraction of ours (check_can_write_folder refused anything else)
+    if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
+        raise ValueError(f"{archive} is neither a zip nor a tar archive (a download that was interrupted, or an HTML "
+                         "error page?). Delete it and download it again.")
     tmp = staging_folder(dest)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(tmp)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            _safe_extract_tar(tf, tmp)
-    else:
-        shutil.rmtree(tmp)
-        raise ValueError(f"{archive} is neither a zip nor a tar archive.")
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)  # zipfile drops '..' and leading '/' from member names
+        else:
+            with tarfile.open(archive) as tf:
+                _safe_extract_tar(tf, tmp)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, ValueError, EOFError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own staging folder: nothing half-extracted stays behind
+        raise ValueError(f"Could not extract {archive}: {type(exc).__name__}: {exc}. If it came from a download, delete "
+                         "it and download it again; an archive whose members point outside their folder is refused.") from None
     (tmp / ".extracted").write_text(stamp + "\n")
     return publish_folder(tmp, dest)
 

@@ -184,7 +184,10 @@ def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> n
             im.load()
             image = to_rgb(im)
     except FileNotFoundError:
-        raise
+        raise FileNotFoundError(f"No image at {path}" + (" (it is a folder)" if path.is_dir() else "") + ". Check the "
+                                "path; list a folder's images with sorted(Path(folder).glob('*.jpg')).") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path} is a folder, not an image file. Pass the path of one image.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc}). "
                                "Remove it from the dataset folder or replace it with a valid JPEG/PNG.") from exc

@@ -267,4 +267,12 @@ def load_model(path) -> TransferModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No saved model at {path}. Save one with save_model(model, {str(path)!r}).")
-    return keras.models.load_model(path, compile=False)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path} is not a .keras file; save_model writes the Keras format (model.keras). Pass that file.")
+    try:
+        # safe_mode (Keras' default, stated here on purpose): a file that asks to rebuild Python code is refused
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged or foreign file
+        raise ValueError(f"{path} cannot be loaded as a model written by save_model ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]}). It is damaged, from another program, or asks to run code "
+                         "(refused). Only load files you or the course wrote; re-save with save_model(model, path).") from None

@@ -153,7 +153,9 @@ def _save_checkpoint(folder: Path, epoch: int, model, history: History, settings
     folder.mkdir(parents=True, exist_ok=True)
     model.save_weights(folder / "model.weights.h5")  # includes the optimizer's state (moments, step count)
     state = {"fingerprint": _model_fingerprint(model), "epoch": epoch, "history": history.to_dict(),
-             "optimizer_settings": settings}
+             "optimizer_settings": settings,
+             # Dropout's random stream: Keras keeps its state in variables that save_weights leaves out
+             "seed_states": [np.asarray(v).tolist() for v in _seed_states(model)]}
     tmp = folder / "state.json.tmp"
     tmp.write_text(json.dumps(state))
     tmp.replace(folder / "state.json")  # written last: the state names an epoch whose weights are saved
@@ -187,7 +189,14 @@ def _resume(folder: Path, model, optimizer="adamw", lr=None, backbone_lr=None, w
     except Exception as exc:  # noqa: BLE001 - h5py/keras raise many types for a damaged file
         raise CheckpointMismatchError(f"{weights} cannot be read ({type(exc).__name__}: {str(exc)[:200]}): it is "
                                       "truncated or damaged. Delete the checkpoint folder to start over.") from None
+    seeds = state.get("seed_states") or []
+    for variable, value in zip(_seed_states(model), seeds):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
     return state["epoch"], History.from_dict(state["history"])
+
+
+def _seed_states(model) -> list:
+    return [v for v in model.variables if "seed_generator_state" in v.path]
 
 
 def _settings(optimizer, lr, backbone_lr, weight_decay) -> dict:

@@ -23,7 +23,15 @@ __all__ = ["get_device", "describe_devices", "Precision", "resolve_precision", "
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """The device to train on: ``device`` if given (validated), else cuda → mps → cpu."""
     if device is not None:
-        dev = torch.device(device)
+        if not isinstance(device, (str, torch.device)):
+            raise TypeError(f"device must be a string such as 'cuda', 'cuda:1', 'mps' or 'cpu' (or None to choose); "
+                            f"received {device!r}.")
+        try:
+            dev = torch.device(device.strip().lstrip("/").lower() if isinstance(device, str) else device)
+        except RuntimeError:
+            hint = " (TensorFlow's '/GPU:0' is 'cuda:0' in PyTorch)" if "gpu" in str(device).lower() else ""
+            raise ValueError(f"device={device!r} is not a PyTorch device name{hint}. Use 'cuda', 'cuda:1', 'mps', 'cpu', "
+                             "or None to let the course choose.") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"Asked for device {device!r} but PyTorch sees no CUDA GPU. Use 'cpu', or install a CUDA build of torch.")
         if dev.type == "mps" and not _mps_available():
