@@ -101,3 +101,18 @@ def test_download_subdir_stays_in_the_cache(cache_home, subdir):
 def test_sha256_must_be_hex(cache_home):
     with pytest.raises(ValueError, match="64 hex characters"):
         fetch("https://example.org/x.bin", "z" * 64)
+
+
+def test_the_package_never_unpickles_freely_and_removes_only_audited_folders():
+    """A guard over the source: no ``weights_only=False`` / ``allow_pickle=True`` anywhere, and ``shutil.rmtree`` only
+    in the two modules whose every call removes a folder the course marked as its own (tested above)."""
+    import re
+
+    from helpers import ROOT
+
+    for path in (ROOT / "transfer_course").rglob("*.py"):
+        text = path.read_text()
+        assert "weights_only=False" not in text, path
+        assert "allow_pickle=True" not in text, path
+        if re.search(r"\brmtree\(", text):
+            assert path.name in ("paths.py", "download.py"), f"{path} removes folders: route it through paths.py"

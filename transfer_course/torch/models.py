@@ -359,7 +359,7 @@ def load_model(path, device=None) -> TransferModel:
     saved = safe_load(path, "saved model")
     if not isinstance(saved, dict) or saved.get("format") != "transfer-course model 1":
         raise ValueError(f"{path} is not a model saved by transfer_course.torch.save_model (no format tag). "
-                         "For a plain state dict, build the model in code and call model.load_state_dict(torch.load(path)).")
+                         "For a plain state dict, build the model in code and call model.load_state_dict(torch.load(path, weights_only=True)).")
     model = create_model(saved["spec"], pretrained=False)
     model.head = _head_from_description(saved["head"])
     model.load_state_dict(saved["state_dict"])
