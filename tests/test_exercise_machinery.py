@@ -82,6 +82,17 @@ def test_grading_mode_raises_instead_of_falling_back(lesson, monkeypatch):
         lesson.check(EXERCISE, _same)
 
 
+def test_grading_gives_later_cells_the_reference(lesson, monkeypatch):
+    """A wrong exercise scores zero (its check cell raises) but does not take the exercises after it down with it:
+    the notebook's namespace gets the reference, so each exercise is graded on its own."""
+    monkeypatch.setenv("TRANSFER_COURSE_GRADING", "1")
+    namespace = {"lesson": lesson, "double": _same, "__name__": "__main__"}
+    with pytest.raises(ExerciseFailed, match="unchanged"):
+        exec("double = lesson.check('double', double)", namespace)
+    assert namespace["double"](21) == 42, "the notebook now holds the reference"
+    assert lesson.results == {EXERCISE: False}, "and the exercise still counts as wrong"
+
+
 @pytest.mark.parametrize("mode", ["autograde", "validate"])
 def test_nbgrader_runs_are_grading_runs(lesson, monkeypatch, mode):
     """nbgrader never sets the course's variable; it sets its own while it autogrades or validates. A blank or
