@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..memory import release_memory
 from ..metrics import check_labels, report_from_probabilities
 from ..models import check_preprocessed_images
 from ..precision import validate_precision
@@ -281,9 +282,11 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
         epochs_ds, per_epoch = train_ds.repeat(), steps
         if start:
             epochs_ds = epochs_ds.skip(start * steps)
+    release_memory()  # start from what is really in use, not from the previous step's freed pages
     with tf.device(device) if device else _nullcontext():
         model.fit(epochs_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, steps_per_epoch=per_epoch,
                   verbose=0, callbacks=callbacks, shuffle=False)
+    release_memory()
     return history
 
 
@@ -344,6 +347,7 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
         labels.append(np.asarray(y))
     features, labels = np.concatenate(feats), np.concatenate(labels).astype(np.int64)
     write_feature_cache(path, key, features, labels)
+    release_memory()
     return features, labels
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..memory import release_memory
 from ..metrics import check_labels, report_from_probabilities
 from ..models import check_preprocessed_images
 from ..training import (
@@ -201,6 +202,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
         _check_data(model, val_loader, "validation")
     device = get_device(device)
     prec = resolve_precision(precision, device)
+    release_memory()  # start from what is really in use, not from the previous step's freed pages
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -247,6 +249,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
             bar.close()
     if stopper and restore_best and best_state is not None:
         model.load_state_dict(best_state)
+    del best_state
+    release_memory()
     return history
 
 
@@ -373,6 +377,7 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
         labels.append(np.asarray(y))
     features, labels = np.concatenate(feats), np.concatenate(labels).astype(np.int64)
     write_feature_cache(path, key, features, labels)
+    release_memory()
     return features, labels
 
 
