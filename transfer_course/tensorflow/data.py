@@ -56,7 +56,7 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     ds = ds.batch(batch_size)
     if augment:
         layer = augmentation(seed=seed) if augment is True else augment
-        ds = ds.map(lambda x, y: (layer(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (layer(x, training=True), y))  # one batch at a time: the layer is vectorised
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.folder = folder
     ds.image_size = size

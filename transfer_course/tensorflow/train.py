@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from pathlib import Path
 
 import keras
@@ -340,7 +341,7 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
         from tqdm.auto import tqdm
 
         batches = tqdm(ds, desc="features", unit="batch", leave=False, total=int(ds.cardinality()))
-    forward = tf.function(lambda x: tf.cast(model.backbone(x, training=False), tf.float32), reduce_retracing=True)
+    forward = _feature_forward(model)
     feats, labels = [], []
     for x, y in batches:
         feats.append(np.asarray(forward(x)))
@@ -349,6 +350,21 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
     write_feature_cache(path, key, features, labels)
     release_memory()
     return features, labels
+
+
+_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _feature_forward(model):
+    """One compiled backbone forward per model, for any batch size: repeated cache_features calls reuse it instead
+    of tracing a new graph each time (which TensorFlow reports as 'retracing' warnings)."""
+    forward = _FORWARDS.get(model.backbone)
+    if forward is None:
+        backbone = model.backbone
+        forward = tf.function(lambda x: tf.cast(backbone(x, training=False), tf.float32),
+                              input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        _FORWARDS[model.backbone] = forward
+    return forward
 
 
 def _features_key(model, ds) -> str:
