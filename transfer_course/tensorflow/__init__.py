@@ -20,6 +20,12 @@ from .models import (  # noqa: E402
     train_mode, unfreeze,
 )
 from .train import cache_features, evaluate, fine_tune, fit, labels_of, predict  # noqa: E402
+from .rl import (ActorCritic, PPOAgent, TRANSFER_MODES, freeze_torso, load_agent, new_heads, ppo_loss,  # noqa: E402
+                 transfer_network)
+from .adapt import (  # noqa: E402
+    AdaptationNet, GradientReversal, adabn, coral_loss, embed, fit_adapted, grad_reverse, make_adaptation_net,
+    make_domain_classifier,
+)
 
 FRAMEWORK = "tensorflow"
 
@@ -30,4 +36,8 @@ __all__ = [
     "extract_features", "feature_maps", "freeze", "load_model", "make_head", "predict_proba", "replace_head",
     "save_model", "to_tensor", "train_mode", "unfreeze",
     "cache_features", "evaluate", "fine_tune", "fit", "labels_of", "predict",
+    "ActorCritic", "PPOAgent", "TRANSFER_MODES", "freeze_torso", "load_agent", "new_heads", "ppo_loss",
+    "transfer_network",
+    "AdaptationNet", "GradientReversal", "adabn", "coral_loss", "embed", "fit_adapted", "grad_reverse",
+    "make_adaptation_net", "make_domain_classifier",
 ]

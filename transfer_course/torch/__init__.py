@@ -7,6 +7,12 @@ from .models import (
     train_mode, unfreeze,
 )
 from .train import cache_features, evaluate, fine_tune, fit, labels_of, predict
+from .rl import (ActorCritic, PPOAgent, TRANSFER_MODES, freeze_torso, load_agent, new_heads, ppo_loss,
+                 transfer_network)
+from .adapt import (
+    AdaptationNet, GradientReversal, adabn, coral_loss, embed, fit_adapted, grad_reverse, make_adaptation_net,
+    make_domain_classifier,
+)
 
 FRAMEWORK = "torch"
 
@@ -17,4 +23,8 @@ __all__ = [
     "extract_features", "feature_maps", "freeze", "load_model", "make_head", "predict_proba", "replace_head",
     "save_model", "to_tensor", "train_mode", "unfreeze",
     "cache_features", "evaluate", "fine_tune", "fit", "labels_of", "predict",
+    "ActorCritic", "PPOAgent", "TRANSFER_MODES", "freeze_torso", "load_agent", "new_heads", "ppo_loss",
+    "transfer_network",
+    "AdaptationNet", "GradientReversal", "adabn", "coral_loss", "embed", "fit_adapted", "grad_reverse",
+    "make_adaptation_net", "make_domain_classifier",
 ]
