@@ -216,13 +216,22 @@ def to_tensor(x: np.ndarray, device=None) -> tf.Tensor:
 
 
 def _batches(model, images, fn, batch_size):
-    x = as_model_input(images, model.spec)
-    return np.concatenate([np.asarray(fn(tf.constant(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)])
+    """``fn`` over the images batch by batch, preprocessing each batch only when it is needed (a whole dataset
+    preprocessed at once, at 224 px in float32, is 0.6 MB per image)."""
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        chunks = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+    else:
+        images = list(images) if not isinstance(images, np.ndarray) else [images]
+        chunks = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+    out = [np.asarray(fn(as_model_input(chunk if isinstance(chunk, np.ndarray) else list(chunk), model.spec)))
+           for chunk in chunks]
+    return np.concatenate(out)
 
 
 def predict_proba(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
     """Class probabilities ``(N, classes)`` for uint8 images (preprocessed here) or preprocessed arrays."""
-    return _batches(model, images, lambda t: tf.nn.softmax(tf.cast(model(t, training=False), tf.float32)), batch_size)
+    # predict_on_batch runs a compiled graph in inference mode: far less memory than eager calls, same numbers
+    return _batches(model, images, lambda x: tf.nn.softmax(tf.cast(model.predict_on_batch(x), tf.float32)), batch_size)
 
 
 def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple[str, float]]]:
@@ -232,7 +241,7 @@ def classify_images(model: TransferModel, images, k: int = 5) -> list[list[tuple
 
 def extract_features(model: TransferModel, images, batch_size: int = 32) -> np.ndarray:
     """Backbone feature vectors ``(N, feature_dim)``: the model with its top removed."""
-    return _batches(model, images, lambda t: model.backbone(t, training=False), batch_size)
+    return _batches(model, images, lambda x: model.backbone.predict_on_batch(x), batch_size)
 
 
 def feature_maps(model: TransferModel, image, stages=(0, 6)) -> dict[int, np.ndarray]:

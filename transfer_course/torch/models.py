@@ -229,13 +229,18 @@ def to_tensor(x: np.ndarray, device=None) -> torch.Tensor:
 
 
 def _batches(model, images, fn, batch_size):
-    x = as_model_input(images, model.spec)
+    """``fn`` over the images batch by batch, preprocessing each batch only when it is needed (a whole dataset
+    preprocessed at once, at 224 px in float32, is 0.6 MB per image)."""
+    if not (isinstance(images, np.ndarray) and images.ndim == 4):
+        images = [images] if isinstance(images, np.ndarray) else list(images)
     device = next(model.parameters()).device
     model.eval()
     out = []
     with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            out.append(fn(to_tensor(x[i:i + batch_size], device)).float().cpu().numpy())
+        for i in range(0, len(images), batch_size):
+            chunk = images[i:i + batch_size]
+            x = as_model_input(chunk if isinstance(chunk, np.ndarray) else list(chunk), model.spec)
+            out.append(fn(to_tensor(x, device)).float().cpu().numpy())
     return np.concatenate(out)
 
 
