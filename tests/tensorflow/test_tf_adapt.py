@@ -131,3 +131,16 @@ def test_dann_beats_source_only_on_rotated_two_moons_on_average():
             T.fit_adapted(net, (x, y), xt, method=method, epochs=30, seed=seed, progress=False)
             values.append(float((np.argmax(net(xt, training=False).numpy(), 1) == yt).mean()))
     assert np.mean(scores["dann"]) >= np.mean(scores["source-only"]) + 0.02, scores
+
+
+def test_lessons_written_out_dann_loop_equals_fit_adapted():
+    from helpers import check_written_out_dann_equals_fit_adapted
+
+    names = {"tf": tf, "keras": keras, "layers": keras.layers, "adabn": T.adabn,
+             "make_adaptation_net": T.make_adaptation_net, "seed_everything": T.seed_everything}
+    names["accuracy"] = lambda model, split: 0.0  # the cell's per-epoch curve; not what is compared
+
+    def weights(model):
+        return [np.array(v) for v in model.weights]
+
+    check_written_out_dann_equals_fit_adapted("tensorflow", T, names, weights)

@@ -115,3 +115,16 @@ def test_dann_beats_source_only_on_rotated_two_moons_on_average():
             with torch.no_grad():
                 values.append(float((net(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean()))
     assert np.mean(scores["dann"]) >= np.mean(scores["source-only"]) + 0.02, scores
+
+
+def test_lessons_written_out_dann_loop_equals_fit_adapted():
+    from helpers import check_written_out_dann_equals_fit_adapted
+
+    names = {"torch": torch, "nn": nn, "adabn": T.adabn, "make_adaptation_net": T.make_adaptation_net,
+             "seed_everything": T.seed_everything}
+    names["accuracy"] = lambda model, split: 0.0  # the cell's per-epoch curve; not what is compared
+
+    def weights(model):
+        return [v.detach().numpy().copy() for v in model.state_dict().values() if v.dtype.is_floating_point]
+
+    check_written_out_dann_equals_fit_adapted("pytorch", T, names, weights)

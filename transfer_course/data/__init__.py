@@ -6,7 +6,7 @@ from .embedded import (
 from .folder import (
     IMAGE_EXTENSIONS, ImageFolder, ensure_rgb, load_image, load_split, scan_image_folder, to_rgb, verify_images,
 )
-from .remote import REMOTE_DATASETS, download_dataset, prepare_dataset
+from .remote import REMOTE_DATASETS, download_dataset, prepare_dataset, read_idx
 
 __all__ = [
     "extract", "fetch", "sha256_of",
@@ -14,5 +14,5 @@ __all__ = [
     "sample_photos",
     "IMAGE_EXTENSIONS", "ImageFolder", "ensure_rgb", "load_image", "load_split", "scan_image_folder", "to_rgb",
     "verify_images",
-    "REMOTE_DATASETS", "download_dataset", "prepare_dataset",
+    "REMOTE_DATASETS", "download_dataset", "prepare_dataset", "read_idx",
 ]

@@ -17,7 +17,7 @@ from ..errors import DatasetError, choices_message
 from ..paths import cache_dir, check_can_write_folder, publish_folder, staging_folder
 from .download import extract, fetch
 
-__all__ = ["RemoteFile", "RemoteDataset", "REMOTE_DATASETS", "download_dataset", "prepare_dataset"]
+__all__ = ["RemoteFile", "RemoteDataset", "REMOTE_DATASETS", "download_dataset", "prepare_dataset", "read_idx"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,72 @@ REMOTE_DATASETS = {
                        "f9553e426bd725354ed3a27e3c6920caadb55c835d1ebd880d2e56d3f1fbb22b", 824_894_548),
         ),
     ),
+    # MNIST from the mirror that torchvision uses; the same files (same sha256) as the original site.
+    "mnist": RemoteDataset(
+        "mnist",
+        "MNIST: 70,000 28x28 grayscale handwritten digits (IDX files)",
+        "https://yann.lecun.com/exdb/mnist/",
+        (
+            RemoteFile("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+                       "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9_912_422),
+            RemoteFile("https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+                       "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28_881),
+            RemoteFile("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
+                       "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1_648_877),
+            RemoteFile("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
+                       "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4_542),
+        ),
+    ),
+    # The Berkeley Segmentation Dataset: MNIST-M blends MNIST digits over patches of its colour photos.
+    "bsds500": RemoteDataset(
+        "bsds500",
+        "BSDS500: 500 colour photos of natural scenes (train 200 / val 100 / test 200)",
+        "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/resources.html",
+        (
+            RemoteFile("https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz",
+                       "97e49d31764f3912f0c4122707d53062ac9e783ba0f095e447a4d53c1a41af8e", 70_763_455),
+        ),
+    ),
+    # Text (lesson 07): Zhang, Zhao & LeCun's CSVs ("class 1-4","title","description"); checksums as published by
+    # Hugging Face datasets for these URLs.
+    "ag_news": RemoteDataset(
+        "ag_news",
+        "AG News: 127,600 news titles and descriptions in 4 topics (World, Sports, Business, Sci/Tech)",
+        "http://groups.di.unipi.it/~gulli/AG_corpus_of_news_articles.html",
+        (
+            RemoteFile("https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/train.csv",
+                       "76a0a2d2f92b286371fe4d4044640910a04a803fdd2538e0f3f29a5c6f6b672e", 29_470_338),
+            RemoteFile("https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/test.csv",
+                       "521465c2428ed7f02f8d6db6ffdd4b5447c1c701962353eb2c40d548c3c85699", 1_857_427),
+        ),
+    ),
 }
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (MNIST's format, gzipped or not) as a NumPy array: ``(N, 28, 28)`` uint8 images or ``(N,)`` labels.
+
+    The header is a magic number ``0x0000 0x08 k`` (unsigned bytes, ``k`` dimensions) and ``k`` big-endian sizes;
+    a file whose header or length does not match is refused with the reason."""
+    import gzip
+
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DatasetError(f"{path} is a damaged gzip file ({exc}); delete it and download it again.") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 3:
+        raise DatasetError(f"{path} is not an IDX file of unsigned bytes (header {raw[:4].hex() or 'empty'}, expected "
+                           "0000 08 01..03); delete it and download it again.")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    start = 4 + 4 * ndim
+    if len(raw) != start + int(np.prod(shape)):
+        raise DatasetError(f"{path} holds {len(raw) - start} bytes of data, but its header announces {shape} "
+                           f"({int(np.prod(shape))} bytes): the file is truncated. Delete it and download it again.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(shape)
 
 
 def download_dataset(name: str, timeout: float = 60.0) -> list[Path]:
@@ -171,4 +236,27 @@ def _link(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
-_PREPARERS = {"flowers102": _flowers102, "cifar10": _cifar10}
+def _ag_news(files, root: Path, max_per_class) -> None:
+    """AG News as ``<split>/<topic>/<row>.txt`` (title + description); ``val/`` is every 20th row of train.csv."""
+    import csv
+
+    names = ["World", "Sports", "Business", "Sci_Tech"]
+    for path, splits in ((files[0], ("train", "val")), (files[1], ("test",))):
+        counts: dict = {}
+        with open(path, newline="", encoding="utf-8") as f:
+            for i, row in enumerate(csv.reader(f)):
+                if len(row) != 3 or not row[0].strip().isdigit() or not 1 <= int(row[0]) <= 4:
+                    raise DatasetError(f"{path}, row {i + 1}, is not 'class 1-4, title, description': {row[:3]!r}. "
+                                       f"Delete {path} and download it again.")
+                split = splits[-1] if len(splits) > 1 and i % 20 == 0 else splits[0]
+                label = names[int(row[0]) - 1]
+                if max_per_class and counts.get((split, label), 0) >= max_per_class:
+                    continue
+                counts[(split, label)] = counts.get((split, label), 0) + 1
+                text = " ".join(part.replace("\\", " ").strip() for part in row[1:] if part.strip())
+                dest = root / split / label / f"{i:06d}.txt"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(text, encoding="utf-8")
+
+
+_PREPARERS = {"flowers102": _flowers102, "cifar10": _cifar10, "ag_news": _ag_news}

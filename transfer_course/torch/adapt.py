@@ -113,7 +113,9 @@ def adabn(model: nn.Module, data, batch_size: int = 64) -> nn.Module:
     for m in layers:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches, not an exponential one
-    model.train()
+    model.eval()  # dropout and every other layer as at test time (and no random numbers drawn) ...
+    for m in layers:
+        m.train()  # ... except BatchNorm, which updates its running statistics
     for i in range(0, len(x), batch_size):
         if len(x[i:i + batch_size]) > 1:
             model(x[i:i + batch_size].to(device))
