@@ -14,7 +14,7 @@ endif
 EXTRAS ?= torch,$(TF_EXTRA),lab,dev
 NOTEBOOK_WORKERS ?= 2
 
-.PHONY: lab test test-unit test-notebooks install lessons doctor clean
+.PHONY: lab test test-unit test-notebooks test-browser install lessons doctor clean
 
 install: $(STAMP)
 
@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	$(PY) -m transfer_course.labsettings
 	touch $(STAMP)
 
 # Jupyter refuses to start as root (containers, some cloud machines) unless told it is intended.
@@ -34,17 +35,26 @@ lab: $(STAMP)
 # PyTorch and TensorFlow tests run in separate processes: importing torchvision after tensorflow
 # in one process can crash, and each side must work without the other anyway.
 test-unit: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/torch --ignore=tests/tensorflow
+	$(PY) -m pytest tests --ignore=tests/torch --ignore=tests/tensorflow --ignore=tests/browser
 	$(PY) -m pytest tests/torch
 	$(PY) -m pytest tests/tensorflow
 
+# Every notebook runs as a test in the quick profile. Here, under nbval: all of lessons/ (the student versions, exercises
+# blank) and the solutions that no results test runs. The solutions of lessons 02 onwards run in the results tests of
+# test-unit (tests/test_lesson*_results.py: every cell executed, then the lesson's numbers checked), not twice.
 # One thread per notebook kernel: two kernels side by side on two cores, instead of thread pools fighting over them.
+NBVAL_SOLUTIONS := $(filter-out $(shell $(PY) tests/notebooks_with_results_tests.py 2>/dev/null),$(wildcard solutions/*.ipynb))
 test-notebooks: $(STAMP)
 	OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 	TF_CPP_MIN_LOG_LEVEL=2 TRANSFER_COURSE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-current-env \
-		-n $(NOTEBOOK_WORKERS) --dist loadscope lessons solutions
+		-n $(NOTEBOOK_WORKERS) --dist loadscope lessons $(NBVAL_SOLUTIONS)
 
 test: test-unit test-notebooks
+
+# A lesson in a real browser (JupyterLab + headless Chromium through Playwright): outputs, progress-bar widgets and
+# figures render, and still render after saving and reopening. Screenshots in browser-artifacts/.
+test-browser: $(STAMP)
+	$(PY) -m pytest tests/browser -v
 
 lessons: $(STAMP)
 	$(VENV)/bin/transfer-course build-lessons

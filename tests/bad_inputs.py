@@ -515,7 +515,7 @@ NEUTRAL_CASES = [
     (IMAGES, preprocess_floats, TypeError, r"Expected uint8 pixels", r"Pass the raw image"),
     (IMAGES, preprocess_five_dims, ValueError, r"received \(1, 2, 8, 8, 3\)", r"Expected an image of shape"),
     (CACHES, unknown_embedded_dataset, ValueError, r"Unknown embedded dataset 'flowerz'", r"Valid choices: .*photo_patches"),
-    (CACHES, unknown_remote_dataset, ValueError, r"'imagenet22k'", r"Valid choices: cifar10, flowers102"),
+    (CACHES, unknown_remote_dataset, ValueError, r"'imagenet22k'", r"Valid choices: ag_news, cifar10, flowers102"),
     (CACHES, dataset_into_a_users_folder, FileExistsError, r"did not create", r"Pass root= a new or empty folder"),
     (CACHES, download_name_with_folders, ValueError, r"plain file name, without folders", r"inside the course cache"),
     (CACHES, checksum_not_hex, ValueError, r"sha256 must be 64 hex characters", r"'not-a-checksum'"),

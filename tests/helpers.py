@@ -206,3 +206,53 @@ def check_feature_cache_keyed_on_content(T, tmp_path) -> None:
         bn.moving_mean.assign(bn.moving_mean + 0.5)
     after, _ = T.cache_features(model, (b, np.array([0, 1])), path=tmp_path / "arr.npz", progress=False)
     assert not np.allclose(before, after)
+
+
+def notebook_cell(notebook: str, *needles: str) -> str:
+    """The source of the one code cell of ``solutions/<notebook>.ipynb`` that contains every string in ``needles``."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "solutions" / f"{notebook}.ipynb", as_version=4)
+    found = [c.source for c in nb.cells if c.cell_type == "code" and all(n in c.source for n in needles)]
+    assert len(found) == 1, f"{notebook}: {len(found)} code cells contain {needles}, expected exactly one"
+    return found[0]
+
+
+def check_written_out_dann_equals_fit_adapted(framework: str, T, namespace: dict, weights) -> None:
+    """Run lesson 04's written-out DANN cell (the notebook's own source) on small features, then ``fit_adapted`` with
+    ``method="dann"`` on the same data and seed: the two trained models must be the same. ``namespace`` holds the
+    framework's names the cell uses; ``weights(model)`` lists a model's weights as arrays."""
+    import copy
+    import dataclasses
+
+    from tqdm.auto import tqdm
+
+    from transfer_course import get_profile
+    from transfer_course.adapt import adapt_settings
+
+    notebook = f"04_domain_adaptation_{framework}"
+    settings = dataclasses.replace(adapt_settings(get_profile("quick")), epochs=3, batch_size=16)
+    rng = np.random.default_rng(0)
+    feature_dim, classes = 24, 4
+    centers = rng.normal(size=(classes, feature_dim))
+
+    def split(n, shift):
+        y = rng.integers(0, classes, size=n)
+        return (centers[y] + shift + rng.normal(0, 0.7, size=(n, feature_dim))).astype(np.float32), y.astype(np.int64)
+
+    data = {"source_train": split(50, 0.0), "target_train": split(40, 1.5), "target_val": split(20, 1.5)}
+    ns = {**namespace, "np": np, "copy": copy, "tqdm": tqdm, "settings": settings, "data": data, "SEED": 3,
+          "feature_dim": feature_dim, "class_names": [str(c) for c in range(classes)], "floor_val": 0.0}
+    ns["reverse_gradient"] = reference_solution(notebook, "reverse_gradient", **ns)
+    exec(notebook_cell(notebook, "domain_classifier", "reverse_gradient(", "dann_weight"), ns)
+    written_out = ns["dann_model"]
+    shortcut = T.make_adaptation_net(feature_dim, classes, settings.hidden_units, seed=3)
+    T.fit_adapted(shortcut, data["source_train"], data["target_train"], method="dann", lam=settings.dann_weight,
+                  epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size, seed=3, progress=False)
+    mine, theirs = weights(written_out), weights(shortcut)
+    assert len(mine) == len(theirs)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(mine, weights(T.make_adaptation_net(
+        feature_dim, classes, settings.hidden_units, seed=3))))
+    assert moved > 1e-3, "training changed the weights"
+    for i, (a, b) in enumerate(zip(mine, theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")

@@ -107,7 +107,7 @@ def test_remote_registry_is_well_formed():
 
 
 def test_remote_dataset_offline_and_unknown(cache_home, monkeypatch):
-    with pytest.raises(ValueError, match="Valid choices: cats_vs_dogs, cifar10, flowers102, oxford_pets"):
+    with pytest.raises(ValueError, match="Valid choices: ag_news, bsds500, cats_vs_dogs, cifar10, flowers102, mnist, oxford_pets"):
         download_dataset("imagenet")
     monkeypatch.setenv("TRANSFER_COURSE_OFFLINE", "1")
     with pytest.raises(DownloadError, match="102flowers.tgz"):
@@ -193,3 +193,99 @@ def test_prepare_flowers102_and_cifar10_into_folder_trees(cache_home, http_serve
     assert np.array_equal(first(test), batches["test_batch.bin"][0, 1:].reshape(3, 32, 32).transpose(1, 2, 0))
     with pytest.raises(ValueError, match="flowers102"):
         prepare_dataset("imagenet")
+
+
+def _write_idx(path, array):
+    """An IDX file as MNIST ships it: gzip of a 0000 08 <ndim> header, big-endian sizes, then the bytes."""
+    import gzip
+
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(gzip.compress(header + array.tobytes()))
+
+
+def test_mnist_to_mnist_m_pair_from_real_format_files(cache_home, http_server, monkeypatch):
+    """The full profile's real pair, built offline from small files in MNIST's and BSDS500's own formats, served
+    over HTTP with their sha256: splits, disjoint digits, the blend on the right photos, the cache."""
+    import tarfile
+
+    import transfer_course.data.remote as remote
+    from transfer_course.adapt import blend_mnist_m, mnist_m_pair
+    from transfer_course.data import read_idx
+    from transfer_course.errors import DatasetError
+
+    base, www, requests = http_server
+    rng = np.random.default_rng(0)
+    # 12 training digits per class (the last sixth is the validation pool, as in MNIST), labelled 0 0 1 1 ... so that
+    # even and odd positions hold every class; 3 test digits per class. Each digit is unique, so that any image can be
+    # traced back to the file it came from.
+    y_fit, y_test = (np.arange(120) // 2) % 10, np.tile(np.arange(10), 3)
+    x_fit = rng.integers(0, 256, size=(len(y_fit), 28, 28), dtype=np.uint8)
+    x_test = rng.integers(0, 256, size=(len(y_test), 28, 28), dtype=np.uint8)
+    files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz"]
+    for name, array in zip(files, (x_fit, y_fit, x_test, y_test)):
+        _write_idx(www / name, array)
+    assert np.array_equal(read_idx(www / files[0]), x_fit) and np.array_equal(read_idx(www / files[1]), y_fit)
+    # BSDS500's layout; black training photos and white test photos make the blend |patch - digit| traceable
+    photos = www / "photos" / "BSR" / "BSDS500" / "data" / "images"
+    for split, value in (("train", 0), ("test", 255), ("val", 128)):
+        for i in range(2):
+            write_image(photos / split / f"{i}.jpg", size=(48, 32), color=(value, value, value))
+    with tarfile.open(www / "BSR_bsds500.tgz", "w:gz") as tf:
+        tf.add(www / "photos" / "BSR", arcname="BSR")
+    monkeypatch.setitem(remote.REMOTE_DATASETS, "mnist", _serve(www, base, "mnist", [www / f for f in files]))
+    monkeypatch.setitem(remote.REMOTE_DATASETS, "bsds500", _serve(www, base, "bsds500", [www / "BSR_bsds500.tgz"]))
+
+    pair = mnist_m_pair(size=28, per_class=3, val_per_class=1, test_per_class=2, seed=0)
+    sizes = {k: len(v[1]) for k, v in pair.splits().items()}
+    assert sizes == {"source_train": 30, "source_val": 10, "target_train": 30, "target_val": 10, "target_test": 20}
+    for name, (x, y) in pair.splits().items():
+        assert x.shape[1:] == (28, 28, 3) and x.dtype == np.uint8
+        assert np.bincount(y, minlength=10).tolist() == [sizes[name] // 10] * 10, f"{name} is balanced"
+
+    def origin(image, pool):  # index of the MNIST digit an image shows
+        hits = [i for i, d in enumerate(pool) if np.abs(image.astype(int) - d.astype(int)).max() <= 3]
+        assert len(hits) == 1, "every image shows exactly one MNIST digit"
+        return hits[0]
+
+    xs, ys = pair.source_train
+    assert np.array_equal(xs[..., 0], xs[..., 1]) and np.array_equal(xs[..., 0], xs[..., 2]), "the source is gray"
+    fit_pool = len(y_fit) - len(y_fit) // 6
+    src = [origin(im[..., 0], x_fit) for im in xs] + [origin(im[..., 0], x_fit) for im in pair.source_val[0]]
+    tgt = [origin(im[..., 0], x_fit) for im in pair.target_train[0]] + [origin(im[..., 0], x_fit) for im in pair.target_val[0]]
+    assert not set(src) & set(tgt), "no digit is in both domains"
+    assert all(i % 2 == 0 for i in src) and all(i % 2 == 1 for i in tgt)
+    assert all(i < fit_pool for i in src[:30] + tgt[:30]) and all(i >= fit_pool for i in src[30:] + tgt[30:]), \
+        "training digits come from the fitting pool, validation digits from the held-out pool"
+    assert all(y_fit[i] == label for i, label in zip(src[:30], ys)), "labels follow their digits"
+    # target test: MNIST's test digits over the (white) test photos: |255 - digit|
+    for image, label in zip(*pair.target_test):
+        i = origin(255 - image[..., 0].astype(int), x_test)
+        assert y_test[i] == label
+    assert len(requests) == 5
+    again = mnist_m_pair(size=28, per_class=3, val_per_class=1, test_per_class=2, seed=0)
+    assert len(requests) == 5 and np.array_equal(again.target_test[0], pair.target_test[0]), "read from the cache"
+    assert mnist_m_pair(size=32, per_class=1, val_per_class=1, test_per_class=1).source_train[0].shape[1:] == (32, 32, 3)
+
+    blended = blend_mnist_m(np.full((1, 2, 2), 50, np.uint8), [np.full((4, 4, 3), 200, np.uint8)], rng)
+    assert np.all(blended == 150), "out = |patch - digit|"
+    with pytest.raises(ValueError, match="smaller than a digit"):
+        blend_mnist_m(np.zeros((1, 28, 28), np.uint8), [np.zeros((10, 10, 3), np.uint8)], rng)
+    with pytest.raises(ValueError, match="positive whole number"):
+        mnist_m_pair(per_class=0)
+    (www / "bad.gz").write_bytes(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x00" * 10)
+    with pytest.raises(DatasetError, match="truncated"):
+        read_idx(www / "bad.gz")
+    (www / "html.gz").write_bytes(b"<html>not found</html>")
+    with pytest.raises(DatasetError, match="not an IDX file"):
+        read_idx(www / "html.gz")
+
+
+def test_mnist_m_offline_names_the_files(cache_home, monkeypatch):
+    from transfer_course.adapt import mnist_m_pair
+
+    monkeypatch.setenv("TRANSFER_COURSE_OFFLINE", "1")
+    with pytest.raises(Exception, match="train-images-idx3-ubyte.gz") as info:
+        mnist_m_pair()
+    assert "ossci-datasets.s3.amazonaws.com/mnist" in str(info.value)

@@ -163,3 +163,21 @@ def test_plain_pytest_from_the_root_keeps_each_framework_in_its_own_process():
     items = _collected("tests/torch", "tests/test_profiles.py")
     assert any(i.startswith("tests/torch/") for i in items)
     assert not any("test_framework_suites" in i for i in items)
+
+
+def test_every_notebook_runs_once_in_the_test_command():
+    """`make test-notebooks` leaves out of nbval the solutions that a results test executes: each of those must
+    really be run by a results test (through run_solutions), and every other notebook stays under nbval."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from notebooks_with_results_tests import notebooks_with_results_tests
+
+    listed = notebooks_with_results_tests()
+    tests = {p.name: p.read_text() for p in (ROOT / "tests").glob("test_lesson*_results.py")}
+    for path in listed:
+        lesson = re.sub(r"_(pytorch|tensorflow)\.ipynb$", "", path.split("/")[-1])
+        assert any(lesson in text and "run_solutions(" in text for text in tests.values()), \
+            f"{path} is left out of nbval but no results test runs it"
+    solutions = {f"solutions/{p.name}" for p in (ROOT / "solutions").glob("*.ipynb")}
+    assert set(listed) <= solutions and len(listed) < len(solutions), "some solutions still run under nbval"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "notebooks_with_results_tests.py" in makefile and "lessons $(NBVAL_SOLUTIONS)" in makefile

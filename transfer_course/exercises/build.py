@@ -12,6 +12,8 @@ from pathlib import Path
 
 import nbformat
 
+from ..colab import ensure_colab_cells, has_colab_cells
+
 __all__ = ["strip_solution", "build_lessons", "lessons_out_of_step", "REFERENCES_PATH"]
 
 REFERENCES_PATH = Path(__file__).with_name("references.json")
@@ -43,8 +45,10 @@ def strip_solution(source: str) -> tuple[str, str]:
     return "\n".join(student), "\n".join(reference)
 
 
-def _render(solution_nb) -> tuple[str, dict]:
+def _render(solution_nb, name: str = "") -> tuple[str, dict]:
     nb = nbformat.from_dict(json.loads(json.dumps(solution_nb)))
+    if name and has_colab_cells(nb):
+        ensure_colab_cells(nb, f"lessons/{name}")  # the student version's badge opens the student version
     refs = {}
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -61,7 +65,7 @@ def _plan(root: Path) -> tuple[dict[Path, str], str]:
     if not solutions:
         raise FileNotFoundError(f"No notebooks in {root / 'solutions'}; run from the course's root folder or pass --root.")
     for path in solutions:
-        text, nb_refs = _render(nbformat.read(path, as_version=4))
+        text, nb_refs = _render(nbformat.read(path, as_version=4), path.name)
         files[root / "lessons" / path.name] = text
         refs[path.stem] = nb_refs
     return files, json.dumps(refs, indent=1, sort_keys=True, ensure_ascii=False) + "\n"

@@ -22,14 +22,20 @@ from .models import (  # noqa: E402
 from .train import cache_features, evaluate, fine_tune, fit, labels_of, predict  # noqa: E402
 from .rl import (ActorCritic, PPOAgent, TRANSFER_MODES, freeze_torso, load_agent, new_heads, ppo_loss,  # noqa: E402
                  transfer_network)
+from .distributed import all_reduce_mean, cleanup_distributed, launch, setup_distributed, world_info  # noqa: E402
 from .adapt import (  # noqa: E402
     AdaptationNet, GradientReversal, adabn, coral_loss, embed, fit_adapted, grad_reverse, make_adaptation_net,
     make_domain_classifier,
 )
 
+from .text import (BagOfEmbeddings, TextClassifier, load_text_encoder, mean_pool, predict_texts,  # noqa: E402
+                   sentence_embeddings, text_model, train_text_classifier)
+
 FRAMEWORK = "tensorflow"
 
 __all__ = [
+    "BagOfEmbeddings", "TextClassifier", "load_text_encoder", "mean_pool", "predict_texts", "sentence_embeddings",
+    "text_model", "train_text_classifier",
     "FRAMEWORK", "array_loader", "augmentation", "image_folder_loader",
     "configure_gpus", "describe_devices", "get_device", "get_strategy", "resolve_precision", "seed_everything",
     "TransferModel", "available_models", "backbone_blocks", "classify_images", "count_parameters", "create_model",
@@ -40,4 +46,5 @@ __all__ = [
     "transfer_network",
     "AdaptationNet", "GradientReversal", "adabn", "coral_loss", "embed", "fit_adapted", "grad_reverse",
     "make_adaptation_net", "make_domain_classifier",
+    "all_reduce_mean", "cleanup_distributed", "launch", "setup_distributed", "world_info",
 ]

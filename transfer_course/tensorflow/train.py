@@ -3,10 +3,19 @@
 :func:`fit` compiles the model (so ``trainable`` changes always take effect), builds the optimizer
 (smaller learning rates for pretrained layers when ``backbone_lr`` is given), and runs ``model.fit``
 with callbacks for the progress bar, early stopping, checkpoints and the epoch hook.
+
+With a strategy (``strategy=`` or the one the model was built in): build the model inside ``strategy.scope()``
+yourself (its variables must be the strategy's); ``fit`` compiles it and builds the optimizer in that scope.
+``MirroredStrategy`` (several GPUs, one process) runs through Keras ``fit``, which splits each global batch over the
+replicas. A ``MultiWorkerMirroredStrategy`` with several workers (lesson 06) runs a loop of its own, ``_fit_workers``:
+each worker takes its shard of the data (padded to equal shards, reshuffled each epoch the same way on every worker),
+``strategy.run`` computes the gradients, the optimizer sums them over the replicas, the metrics are summed over all
+samples, and only the chief (worker 0) shows progress, keeps the checkpoint and calls ``on_epoch_end``.
 """
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import weakref
 from pathlib import Path
@@ -15,21 +24,43 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..distributed import DistributedError, check_shardable, shard_indices, shard_sizes
 from ..memory import release_memory
 from ..metrics import check_labels, report_from_probabilities
 from ..models import check_preprocessed_images
 from ..precision import validate_precision
 from ..training import (
-    CheckpointMismatchError, Digest, History, check_batch_size, check_checkpoint_path, check_finite_inputs,
-    check_finite_loss, check_fit_args, feature_cache_key, fingerprint, folder_digest, phase_checkpoint,
-    read_feature_cache, write_feature_cache,
+    CheckpointMismatchError,
+    Digest,
+    History,
+    as_float_inputs,
+    check_batch_size,
+    check_checkpoint_path,
+    check_finite_inputs,
+    check_finite_loss,
+    check_fit_args,
+    class_indices,
+    feature_cache_key,
+    fingerprint,
+    folder_digest,
+    phase_checkpoint,
+    read_feature_cache,
+    write_feature_cache,
 )
 from .data import array_loader
 from .device import _POLICIES, check_device
 from .models import TransferModel, freeze, unfreeze
 
-__all__ = ["fit", "evaluate", "predict", "cache_features", "fine_tune", "labels_of", "LearningRateSchedule",
-           "discriminative_optimizer"]
+__all__ = [
+    "LearningRateSchedule",
+    "cache_features",
+    "discriminative_optimizer",
+    "evaluate",
+    "fine_tune",
+    "fit",
+    "labels_of",
+    "predict",
+]
 
 _OPTIMIZERS = {"adamw": keras.optimizers.AdamW, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 
@@ -256,15 +287,22 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
                          "(or the top blocks) first.")
     keras.utils.set_random_seed(seed)
 
+    strategy = strategy or getattr(model, "_distribute_strategy", None)  # the scope the model was built in, if any
     schedule_fn = LearningRateSchedule(lr, epochs * max(steps, 1), schedule, warmup_epochs * max(steps, 1))
-    opt = _OPTIMIZERS[optimizer](learning_rate=schedule_fn, weight_decay=float(weight_decay), global_clipnorm=clip_grad_norm)
-    if backbone_lr is not None:
-        if not isinstance(model, TransferModel):
-            raise ValueError("backbone_lr needs a TransferModel (backbone + head); this model has no backbone.")
-        opt = discriminative_optimizer(opt, model.backbone.trainable_weights, backbone_lr / lr)
+    with strategy.scope() if strategy is not None else _nullcontext():  # the optimizer belongs to the strategy too
+        opt = _OPTIMIZERS[optimizer](learning_rate=schedule_fn, weight_decay=float(weight_decay),
+                                     global_clipnorm=clip_grad_norm)
+        if backbone_lr is not None:
+            if not isinstance(model, TransferModel):
+                raise ValueError("backbone_lr needs a TransferModel (backbone + head); this model has no backbone.")
+            opt = discriminative_optimizer(opt, model.backbone.trainable_weights, backbone_lr / lr)
     scope = strategy.scope() if strategy is not None else _nullcontext()
     with scope:
         model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    if _workers(strategy) is not None:
+        return _fit_workers(model, strategy, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
+                            checkpoint=checkpoint, progress=progress, on_epoch_end=on_epoch_end,
+                            early_stopping=early_stopping, settings=_settings(optimizer, lr, backbone_lr, weight_decay))
 
     history, start = History(), 0
     if checkpoint and (checkpoint / "state.json").exists():
@@ -291,6 +329,127 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
     return history
 
 
+def _workers(strategy) -> tuple[int, int] | None:
+    """``(rank, workers)`` for a multi-worker strategy with several workers, else ``None``."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    chiefs, workers = len(spec.get("chief", [])), len(spec.get("worker", []))
+    if chiefs + workers < 2:
+        return None
+    return resolver.task_id + (chiefs if resolver.task_type == "worker" else 0), chiefs + workers
+
+
+def _arrays(data, what):
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return as_float_inputs(np.asarray(data[0])), class_indices(np.asarray(data[1]))
+    if hasattr(data, "arrays"):
+        return data.arrays
+    raise TypeError(f"In a multi-worker run fit shards in-memory {what} data itself: pass (x, y) arrays or an "
+                    "array_loader dataset. For other pipelines, shard them with strategy.distribute_datasets_from_function "
+                    "and write the loop with strategy.run (lesson 06).")
+
+
+def _fit_workers(model, strategy, train, val, *, epochs, batch_size, seed, checkpoint, progress, on_epoch_end,
+                 early_stopping, settings) -> History:
+    """fit's loop for several workers: equal shards per worker, ``strategy.run`` per step, sums over all samples."""
+    if early_stopping:
+        raise ValueError("early_stopping is not available in a multi-worker run; train a fixed number of epochs and "
+                         "keep a checkpoint, or choose the epochs in a one-process run.")
+    if getattr(model, "_distribute_strategy", None) is not strategy:
+        raise ValueError("The model was not built in this strategy's scope. Create it inside `with strategy.scope():` "
+                         "so its variables are mirrored on every worker, then call fit.")
+    rank, workers = _workers(strategy)
+    replicas = strategy.num_replicas_in_sync
+    (x, y), val_arrays = _arrays(train, "training"), None if val is None else _arrays(val, "validation")
+    check_shardable(len(x), workers)
+    check_shardable(len(x), replicas, batch_size, global_batch=True)
+    per_replica, chief = batch_size // replicas, rank == 0
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")
+
+    def shard(xs, ys, epoch, train_split):
+        n = len(xs)
+        order = np.random.default_rng(seed + epoch).permutation(n) if train_split else None
+        idx = shard_indices(n, rank, workers, order=order)  # padded: every worker runs the same number of steps
+        weight = np.ones(len(idx), np.float32)
+        if not train_split:  # padding copies do not count in validation metrics
+            weight = (np.arange(shard_sizes(n, workers) * workers)[rank::workers] < n).astype(np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((xs[idx], ys[idx], weight)).batch(per_replica)
+        return strategy.distribute_datasets_from_function(lambda context: ds)
+
+    def sums(logits, yb, wb, per_example):
+        right = tf.cast(tf.equal(tf.argmax(logits, -1), tf.cast(yb, tf.int64)), tf.float32)
+        return tf.stack([tf.reduce_sum(per_example * wb), tf.reduce_sum(right * wb), tf.reduce_sum(wb)])
+
+    def train_replica(xb, yb, wb):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(xb, training=True), tf.float32)
+            per_example = loss_fn(yb, logits)
+            loss = tf.reduce_mean(per_example) / replicas  # summed over replicas: the mean over the global batch
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces (sums) the gradients
+        return sums(logits, yb, wb, per_example)
+
+    def val_replica(xb, yb, wb):
+        logits = tf.cast(model(xb, training=False), tf.float32)
+        return sums(logits, yb, wb, loss_fn(yb, logits))
+
+    train_step = tf.function(lambda b: strategy.reduce("SUM", strategy.run(train_replica, args=b), axis=None))
+    val_step = tf.function(lambda b: strategy.reduce("SUM", strategy.run(val_replica, args=b), axis=None))
+
+    history, start = History(), 0
+    with strategy.scope():
+        if checkpoint and (checkpoint / "state.json").exists():
+            start, history = _resume(checkpoint, model, settings["optimizer"], settings["lr"], settings["backbone_lr"],
+                                     settings["weight_decay"])
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # its slots exist before the first replica step
+    steps = -(-shard_sizes(len(x), workers) // per_replica)
+    bar = None
+    if progress and chief:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs * steps, initial=start * steps, desc="training", unit="batch", leave=True)
+    try:
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            try:
+                total = np.zeros(3)
+                for batch in shard(x, y, epoch, True):
+                    total += train_step(batch).numpy()
+                    if bar is not None:
+                        bar.update(1)
+                logs = {"loss": total[0] / total[2], "accuracy": total[1] / total[2]}
+                if val_arrays is not None:
+                    total = sum((val_step(b).numpy() for b in shard(*val_arrays, epoch, False)), np.zeros(3))
+                    logs["val_loss"], logs["val_accuracy"] = total[0] / total[2], total[1] / total[2]
+            except (tf.errors.OpError, RuntimeError) as exc:
+                raise DistributedError(
+                    f"worker {rank} of {workers}: the distributed run broke ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:300] if str(exc) else ''}). Another worker probably stopped or did not "
+                    "answer within the strategy's timeout; see its own error. Resume from the last checkpoint with the "
+                    "same launch.") from exc
+            check_finite_loss(logs["loss"], epoch + 1)
+            logs["lr"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            logs["seconds"] = time.perf_counter() - t0
+            history.append(logs)
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_accuracy")})
+            if checkpoint:  # every worker takes part in saving (reading variables may need them); the chief's copy is kept
+                if chief:
+                    _save_checkpoint(checkpoint, epoch + 1, model, history, settings)
+                else:
+                    with tempfile.TemporaryDirectory() as scratch:
+                        _save_checkpoint(Path(scratch), epoch + 1, model, history, settings)
+            if on_epoch_end is not None and chief:
+                on_epoch_end(epoch, logs)
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
 def _nullcontext():
     import contextlib
 
@@ -305,7 +464,12 @@ def predict(model: keras.Model, data, batch_size: int = 64, device=None, precisi
     ds = _as_dataset(data, batch_size, False, 0)
     # predict_on_batch runs the model in inference mode as a compiled graph; calling the model eagerly batch after
     # batch gives the same numbers but kept hundreds of MB more memory on CPU in our measurements (lesson 02).
-    out = [tf.nn.softmax(tf.cast(model.predict_on_batch(x), tf.float32)).numpy() for x, *_ in ds]
+    if _workers(getattr(model, "_distribute_strategy", None)) is not None:
+        # a model of a multi-worker run: each worker predicts the whole data by itself (predict_on_batch would
+        # gather every worker's outputs)
+        out = [tf.nn.softmax(tf.cast(model(x, training=False), tf.float32)).numpy() for x, *_ in ds]
+    else:
+        out = [tf.nn.softmax(tf.cast(model.predict_on_batch(x), tf.float32)).numpy() for x, *_ in ds]
     return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])), np.float32)
 
 
@@ -352,7 +516,7 @@ def cache_features(model: TransferModel, data, path: str | Path | None = None, d
     return features, labels
 
 
-_FORWARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _feature_forward(model):

@@ -3,6 +3,12 @@
 ``fit`` reads top to bottom: pick the device and precision, build the optimizer (smaller learning
 rates for pretrained layers when ``backbone_lr`` is given), then per epoch train, validate, log, save
 a checkpoint, and stop early when the monitored metric stalls. Its one hook is ``on_epoch_end``.
+
+Inside a distributed launch (``torch.distributed`` initialised, world size > 1; see lesson 06) ``fit`` trains a
+``DistributedDataParallel`` copy of the model, gives each rank its shard of the training data with a
+``DistributedSampler`` (reshuffled each epoch with ``set_epoch``), reports loss and accuracy summed over all ranks,
+and only rank 0 shows progress, writes the checkpoint and calls ``on_epoch_end``. The helpers below fit's body
+(``_Dist``) hold that part.
 """
 from __future__ import annotations
 
@@ -17,18 +23,33 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..distributed import DistributedError, check_shardable
 from ..memory import release_memory
 from ..metrics import check_labels, report_from_probabilities
 from ..models import check_preprocessed_images
 from ..training import (
-    CheckpointMismatchError, EarlyStopper, History, check_finite_inputs, check_finite_loss, check_fit_args,
-    Digest, check_batch_size, check_checkpoint_path, feature_cache_key, fingerprint, folder_digest, lr_factor, phase_checkpoint, read_feature_cache, write_feature_cache,
+    CheckpointMismatchError,
+    Digest,
+    EarlyStopper,
+    History,
+    check_batch_size,
+    check_checkpoint_path,
+    check_finite_inputs,
+    check_finite_loss,
+    check_fit_args,
+    feature_cache_key,
+    fingerprint,
+    folder_digest,
+    lr_factor,
+    phase_checkpoint,
+    read_feature_cache,
+    write_feature_cache,
 )
 from .data import array_loader
 from .device import get_device, resolve_precision
 from .models import TransferModel, freeze, safe_load, train_mode, unfreeze
 
-__all__ = ["fit", "evaluate", "predict", "cache_features", "fine_tune", "labels_of"]
+__all__ = ["cache_features", "evaluate", "fine_tune", "fit", "labels_of", "predict"]
 
 _OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -92,7 +113,7 @@ def _param_groups(model, lr, backbone_lr):
     if backbone_lr is None:
         return [{"params": trainable, "lr": lr}]
     if not isinstance(model, TransferModel):
-        raise ValueError("backbone_lr needs a TransferModel (backbone + head); this model has no backbone.")
+        raise ValueError("backbone_lr needs a TransferModel (backbone + head); this model has no backbone.")  # noqa: TRY004
     pretrained = [p for p in model.backbone.parameters() if p.requires_grad]
     head = [p for p in model.head.parameters() if p.requires_grad]
     return [g for g in ({"params": pretrained, "lr": backbone_lr}, {"params": head, "lr": lr}) if g["params"]]
@@ -128,10 +149,75 @@ def _model_fingerprint(model):
     return fingerprint([(n, p.shape) for n, p in model.state_dict().items()], getattr(model, "class_names", None))
 
 
-def _run_epoch(model, loader, device, precision, channels_last, optimizer=None, scheduler=None, clip=None, bar=None):
-    """One pass over ``loader``; trains when an ``optimizer`` is given. Returns (mean loss, accuracy)."""
+class _Dist:
+    """What ``fit`` does differently in a distributed run; in one process every method is a no-op."""
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.on = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if self.on else (0, 1)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model, device):
+        """The model to train: a DistributedDataParallel copy (gradients averaged over ranks in ``backward``)."""
+        if not self.on:
+            return model
+        ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def shard(self, loader, train: bool, seed: int):
+        """The same loader over this rank's shard: padded to equal shards for training (every rank runs the same
+        number of steps), unpadded for evaluation (each sample counted once)."""
+        if not self.on:
+            return loader
+        from torch.utils.data import DistributedSampler
+
+        n = len(loader.dataset)
+        check_shardable(n, self.world)
+        if train:
+            sampler = DistributedSampler(loader.dataset, self.world, self.rank, shuffle=True, seed=seed)
+        else:
+            sampler = list(range(self.rank, n, self.world))
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
+                          collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last)
+
+    def set_epoch(self, loader, epoch: int) -> None:
+        if self.on and hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every rank
+
+    def sum(self, *values):
+        """Sums over all ranks (loss, correct, count): the epoch's metrics over all samples, not one shard."""
+        if not self.on:
+            return values
+        t = torch.stack([torch.as_tensor(v, dtype=torch.float64).cpu() for v in values])
+        if self.dist.get_backend() == "nccl":
+            t = t.cuda()
+        self.dist.all_reduce(t)
+        return tuple(t.cpu().tolist())
+
+    def barrier(self) -> None:
+        if self.on:
+            self.dist.barrier()
+
+    def failed(self, exc: Exception) -> Exception:
+        """A clear error for a collective that broke because another rank stopped or timed out."""
+        return DistributedError(f"rank {self.rank} of {self.world}: the distributed run broke ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}). Another process probably "
+                                "stopped or did not answer within the process group's timeout; see its own error above. "
+                                "Resume from the last checkpoint with the same launch command.")
+
+
+def _run_epoch(model, loader, device, precision, channels_last, optimizer=None, scheduler=None, clip=None, bar=None,
+               dist=None):
+    """One pass over ``loader``; trains when an ``optimizer`` is given. Returns (mean loss, accuracy), over all ranks'
+    samples in a distributed run."""
     training = optimizer is not None
-    train_mode(model) if training else model.eval()
+    train_mode(model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model) if training else model.eval()
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
@@ -160,6 +246,9 @@ def _run_epoch(model, loader, device, precision, channels_last, optimizer=None, 
             seen += len(y)
             if bar is not None:
                 bar.update(1)
+    if dist is not None and dist.on:
+        loss_sum, right, count = dist.sum(total_loss.item(), correct.item(), seen)
+        return loss_sum / count, right / count
     return (total_loss / seen).item(), (correct / seen).item()
 
 
@@ -180,6 +269,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
     - ``checkpoint``: a file saved after every epoch (model, optimizer, schedule, random state and
       history); calling ``fit`` again with the same file resumes after the last completed epoch.
     - ``on_epoch_end(epoch, logs)``: called after each epoch (e.g. for a live plot).
+    - In a distributed launch, ``batch_size`` (or the loader's) is per process: the effective batch is
+      ``world_size`` times larger; scale ``lr`` yourself if you want (``scale_learning_rate``).
     """
     if isinstance(train, (tuple, list)) and len(train) == 2 and len(train[0]) == 0:
         check_fit_args(epochs, lr, num_train=0)
@@ -207,6 +298,10 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
     if channels_last:
         model.to(memory_format=torch.channels_last)
 
+    dist = _Dist()
+    train_loader = dist.shard(train_loader, True, seed)
+    if val_loader is not None:
+        val_loader = dist.shard(val_loader, False, seed)
     opt = _OPTIMIZERS[optimizer](_param_groups(model, lr, backbone_lr), weight_decay=weight_decay)
     steps_per_epoch = len(train_loader)
     total, warmup = epochs * steps_per_epoch, warmup_epochs * steps_per_epoch
@@ -218,15 +313,24 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
     if checkpoint and checkpoint.exists():
         start, history, best_state = _resume(checkpoint, model, opt, scheduler, prec, stopper, train_loader)
 
-    bar = _progress(progress, total, start * steps_per_epoch)
+    net = dist.wrap(model, device)  # the model itself in one process
+    bar = _progress(progress and dist.is_main, total, start * steps_per_epoch)
     try:
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
-            loss, acc = _run_epoch(model, train_loader, device, prec, channels_last, opt, scheduler, clip_grad_norm, bar)
+            dist.set_epoch(train_loader, epoch)
+            try:
+                loss, acc = _run_epoch(net, train_loader, device, prec, channels_last, opt, scheduler, clip_grad_norm,
+                                       bar, dist)
+                logs = {"loss": loss, "accuracy": acc}
+                if val_loader is not None:
+                    logs["val_loss"], logs["val_accuracy"] = _run_epoch(model, val_loader, device, prec, channels_last,
+                                                                        dist=dist)
+            except RuntimeError as exc:
+                if not dist.on:
+                    raise
+                raise dist.failed(exc) from exc
             check_finite_loss(loss, epoch + 1)
-            logs = {"loss": loss, "accuracy": acc}
-            if val_loader is not None:
-                logs["val_loss"], logs["val_accuracy"] = _run_epoch(model, val_loader, device, prec, channels_last)
             logs["lr"] = opt.param_groups[-1]["lr"]
             logs["seconds"] = time.perf_counter() - t0
             history.append(logs)
@@ -237,10 +341,12 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
                 improved, stop = stopper.update(epoch, logs)
                 if improved and restore_best:
                     best_state = copy.deepcopy(model.state_dict())
-            if checkpoint:
+            if checkpoint and dist.is_main:  # one writer; the others wait until the file is complete
                 _save_checkpoint(checkpoint, epoch + 1 if not stop else epochs, model, opt, scheduler, prec, history,
                                  stopper, best_state, train_loader)
-            if on_epoch_end is not None:
+            if checkpoint:
+                dist.barrier()
+            if on_epoch_end is not None and dist.is_main:
                 on_epoch_end(epoch, logs)
             if stop:
                 break

@@ -1,0 +1,146 @@
+"""A lesson in a real browser: JupyterLab on a copy of ``lessons/``, headless Chromium driven by Playwright.
+
+Runs every cell of a lesson, then checks what a student sees: outputs, the tqdm progress-bar widgets, the figures, no
+error and no stderr block; saves the notebook, reloads the page and checks that the saved progress bars still render
+(no "Error displaying widget: model not found"). Screenshots go to ``browser-artifacts/`` (or ``$BROWSER_ARTIFACTS``).
+
+    make test-browser        # needs Chromium (Debian: apt install chromium) and Playwright (the dev extra)
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", ROOT / "browser-artifacts"))
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+LESSONS = os.environ.get("BROWSER_LESSONS", "01_pretrained_models_pytorch,01_pretrained_models_tensorflow").split(",")
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+if not CHROMIUM:
+    pytest.skip("Chromium is not installed (Debian: apt install chromium; or set $CHROMIUM)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab serving a copy of the lessons (the repository's files are never touched)."""
+    folder = tmp_path_factory.mktemp("lab")
+    for name in LESSONS:
+        shutil.copy(ROOT / "lessons" / f"{name}.ipynb", folder / f"{name}.ipynb")
+    # every cell in the page, not only those in view (JupyterLab's default renders only what is on screen)
+    tracker = folder / ".lab-user-settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    news = tracker.parents[1] / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))  # no "get notified about Jupyter news?" pop-up
+    port, token = _free_port(), "browser-test"
+    env = {**os.environ, "TRANSFER_COURSE_PROFILE": "quick", "OMP_NUM_THREADS": "2",
+           "TRANSFER_COURSE_HOME": str(folder / ".cache")}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}", "--ServerApp.open_browser=False",
+           "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={tracker.parents[2]}"]  # window.jupyterapp: run JupyterLab's own commands
+    if hasattr(os, "getuid") and os.getuid() == 0:
+        cmd.append("--allow-root")
+    log = open(folder / "jupyterlab.log", "w")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError("JupyterLab did not start:\n" + (folder / "jupyterlab.log").read_text()[-3000:])
+            time.sleep(0.5)
+    try:
+        yield url, token, folder
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+_ERROR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+# the notebook's own model: every code cell's execution count, and the kernel's status
+_COUNTS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+    .filter(c => c.model.type === 'code').map(c => c.model.executionCount)"""
+_KERNEL = "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+
+
+def _run_all(page, name: str, timeout_s: float) -> None:
+    page.locator(".jp-Notebook").first.click()
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")  # Run > Run All Cells
+    deadline = time.time() + timeout_s
+    time.sleep(2)
+    while time.time() < deadline:
+        prompts = page.evaluate(_COUNTS)
+        if prompts and all(isinstance(p, int) for p in prompts) and page.evaluate(_KERNEL) == "idle":
+            return
+        if page.locator(_ERROR).count():
+            break
+        time.sleep(1)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-failed.png"), full_page=False)
+    errors = page.locator(_ERROR).all_inner_texts()
+    raise AssertionError(f"{name}: not every cell ran ({timeout_s:.0f} s at most): prompts {prompts}; "
+                         f"errors {[e[-1500:] for e in errors]}")
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_lesson_runs_and_renders_in_jupyterlab(lab, name):
+    url, token, folder = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/lab/tree/{name}.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        _run_all(page, name, timeout_s=600)
+
+        errors = page.locator(_ERROR).count()
+        stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        stderr_texts = stderr.all_inner_texts()
+        bars = page.locator(".jp-OutputArea-output .widget-hprogress, .jp-OutputArea-output .jupyter-widgets.widget-hprogress")
+        figures = page.locator(".jp-OutputArea-output img")
+        broken = page.get_by_text(re.compile("Error displaying widget")).count()
+        if bars.count():
+            bars.first.scroll_into_view_if_needed()  # the screenshot shows a progress bar and what follows it
+        page.screenshot(path=str(ARTIFACTS / f"{name}-run.png"), full_page=False)
+        report = {"errors": errors, "stderr": stderr_texts[:5], "progress_bars": bars.count(),
+                  "figures": figures.count(), "broken_widgets": broken}
+        assert errors == 0, report
+        assert not stderr_texts, f"red stderr blocks in the outputs: {report}"
+        assert bars.count() >= 1 and figures.count() >= 1 and broken == 0, report
+
+        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")  # File > Save
+        page.wait_for_timeout(1500)
+        saved = json.loads((folder / f"{name}.ipynb").read_text())
+        assert saved["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json"), \
+            "JupyterLab saved the notebook without the widgets' state (saveState is off)"
+        page.reload()
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        page.wait_for_timeout(3000)
+        reopened = {"broken_widgets": page.get_by_text(re.compile("Error displaying widget")).count(),
+                    "progress_bars": page.locator(".jp-OutputArea-output .widget-hprogress").count()}
+        if reopened["progress_bars"]:
+            page.locator(".jp-OutputArea-output .widget-hprogress").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / f"{name}-reopened.png"), full_page=False)
+        browser.close()
+        assert reopened["broken_widgets"] == 0 and reopened["progress_bars"] >= 1, reopened
