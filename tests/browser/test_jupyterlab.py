@@ -85,7 +85,6 @@ _KERNEL = "() => window.jupyterapp.shell.currentWidget.sessionContext.session.ke
 
 
 def _run_all(page, name: str, timeout_s: float) -> None:
-    page.locator(".jp-Notebook").first.click()
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")  # Run > Run All Cells
     deadline = time.time() + timeout_s
     time.sleep(2)
@@ -100,6 +99,14 @@ def _run_all(page, name: str, timeout_s: float) -> None:
     errors = page.locator(_ERROR).all_inner_texts()
     raise AssertionError(f"{name}: not every cell ran ({timeout_s:.0f} s at most): prompts {prompts}; "
                          f"errors {[e[-1500:] for e in errors]}")
+
+
+def _show(locator) -> None:
+    """Scroll the first visible element of ``locator`` into view (closed bars stay in the page, hidden)."""
+    for i in range(locator.count()):
+        if locator.nth(i).is_visible():
+            locator.nth(i).scroll_into_view_if_needed(timeout=5_000)
+            return
 
 
 @pytest.mark.parametrize("name", LESSONS)
@@ -120,8 +127,7 @@ def test_lesson_runs_and_renders_in_jupyterlab(lab, name):
         bars = page.locator(".jp-OutputArea-output .widget-hprogress, .jp-OutputArea-output .jupyter-widgets.widget-hprogress")
         figures = page.locator(".jp-OutputArea-output img")
         broken = page.get_by_text(re.compile("Error displaying widget")).count()
-        if bars.count():
-            bars.first.scroll_into_view_if_needed()  # the screenshot shows a progress bar and what follows it
+        _show(bars)  # the screenshot shows a progress bar and what follows it
         page.screenshot(path=str(ARTIFACTS / f"{name}-run.png"), full_page=False)
         report = {"errors": errors, "stderr": stderr_texts[:5], "progress_bars": bars.count(),
                   "figures": figures.count(), "broken_widgets": broken}
@@ -139,8 +145,7 @@ def test_lesson_runs_and_renders_in_jupyterlab(lab, name):
         page.wait_for_timeout(3000)
         reopened = {"broken_widgets": page.get_by_text(re.compile("Error displaying widget")).count(),
                     "progress_bars": page.locator(".jp-OutputArea-output .widget-hprogress").count()}
-        if reopened["progress_bars"]:
-            page.locator(".jp-OutputArea-output .widget-hprogress").first.scroll_into_view_if_needed()
+        _show(page.locator(".jp-OutputArea-output .widget-hprogress"))
         page.screenshot(path=str(ARTIFACTS / f"{name}-reopened.png"), full_page=False)
         browser.close()
         assert reopened["broken_widgets"] == 0 and reopened["progress_bars"] >= 1, reopened

@@ -59,6 +59,19 @@ def test_param_group_mistakes(kwargs, message):
         run("encoder_param_groups", _groups(**kwargs))
 
 
+def test_a_frozen_head_is_caught():
+    def answer(model, head_lr, encoder_lr, top_layers):
+        for p in model.parameters():  # everything frozen, head included ...
+            p.requires_grad = False
+        top = [p for layer in model.encoder.encoder.layer[-top_layers:] for p in layer.parameters()]
+        for p in top:  # ... then only the top layers unfrozen
+            p.requires_grad = True
+        return [{"params": list(model.head.parameters()), "lr": head_lr}, {"params": top, "lr": encoder_lr}]
+
+    with pytest.raises(ExerciseFailed, match="head is in its group but frozen"):
+        run("encoder_param_groups", answer)
+
+
 def test_param_groups_must_be_a_list_of_two():
     with pytest.raises(ExerciseFailed, match="list of two groups"):
         run("encoder_param_groups", lambda model, h, e, k: list(model.parameters()))

@@ -3,7 +3,7 @@
 The pretrained encoder is **all-MiniLM-L6-v2** (Wang et al., 2020, "MiniLM: Deep Self-Attention Distillation";
 fine-tuned on 1 billion sentence pairs by Reimers & Gurevych's sentence-transformers, 2019): a BERT-style
 Transformer encoder (Vaswani et al., 2017; Devlin et al., 2019) with 6 layers, hidden size 384, 12 attention
-heads, a 30,522 word-piece vocabulary and 512 positions (the sentence model was trained with 256 word pieces).
+heads, a 30,522 word-piece vocabulary and 512 positions (the sentence model was trained on texts cut at 128 word pieces; sentence-transformers cuts at 256).
 
 Text -> word pieces (WordPiece, lower-cased) -> ids ``(B, T)`` with ``[CLS] ... [SEP]`` and ``[PAD]`` = 0, an
 attention mask ``(B, T)`` (1 = real token, 0 = padding) -> the encoder gives one vector per token ``(B, T, 384)``

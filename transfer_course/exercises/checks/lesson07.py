@@ -111,6 +111,10 @@ def _encoder_param_groups(fn, framework: str) -> str:
     expect(others <= frozen, "the encoder's other parameters (embeddings and layers 0-3) are still trainable: freeze "
            "them (requires_grad = False in PyTorch, trainable = False in Keras).")
     expect(not top & frozen, "the top layers are in a group but frozen: make them trainable.")
+    head_frozen = ({id(p) for p in model.head.parameters() if not p.requires_grad} if framework == "torch"
+                   else {id(v) for v in model.head.weights} - {id(v) for v in model.head.trainable_weights})
+    expect(not head_frozen, "the head is in its group but frozen (you froze every parameter, then unfroze only the "
+           "top layers?): the new head must stay trainable, or it never learns.")
     return "head at the larger rate, top layers at the smaller one, everything else frozen."
 
 
