@@ -144,3 +144,19 @@ def test_lessons_written_out_dann_loop_equals_fit_adapted():
         return [np.array(v) for v in model.weights]
 
     check_written_out_dann_equals_fit_adapted("tensorflow", T, names, weights)
+
+
+def test_adabn_keeps_dropout_off():
+    """Dropout before BatchNorm: the re-estimated statistics are those of the deterministic features."""
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(8)(inputs)
+    h = keras.layers.Dropout(0.5)(h)
+    outputs = keras.layers.BatchNormalization()(h)
+    model = keras.Model(inputs, outputs)
+    target = (np.random.default_rng(3).normal(size=(128, 6)) * 2 + 3).astype(np.float32)
+    T.adabn(model, target, batch_size=128)
+    bn = model.layers[-1]
+    features = model.layers[1](target).numpy()
+    assert np.allclose(bn.moving_mean.numpy(), features.mean(0), atol=1e-4)
+    assert np.allclose(bn.moving_variance.numpy(), features.var(0), rtol=1e-3, atol=1e-4)
+    assert "call" not in vars(bn)  # the layer's own call is back

@@ -128,3 +128,16 @@ def test_lessons_written_out_dann_loop_equals_fit_adapted():
         return [v.detach().numpy().copy() for v in model.state_dict().values() if v.dtype.is_floating_point]
 
     check_written_out_dann_equals_fit_adapted("pytorch", T, names, weights)
+
+
+def test_adabn_keeps_dropout_off():
+    """Dropout before BatchNorm: the re-estimated statistics are those of the deterministic features."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.BatchNorm1d(8))
+    target = (np.random.default_rng(3).normal(size=(128, 6)) * 2 + 3).astype(np.float32)
+    T.adabn(model, target, batch_size=128)
+    with torch.no_grad():
+        features = model[0](torch.from_numpy(target)).numpy()
+    assert np.allclose(model[2].running_mean.numpy(), features.mean(0), atol=1e-4)
+    assert np.allclose(model[2].running_var.numpy(), features.var(0, ddof=1), rtol=1e-3, atol=1e-4)
+    assert not model.training

@@ -93,9 +93,16 @@ def _arrays(data):
     return np.asarray(data, dtype=np.float32)
 
 
+def _in_training_mode(call):
+    def call_in_training_mode(*args, training=None, **kwargs):
+        return call(*args, training=True, **kwargs)
+    return call_in_training_mode
+
+
 def adabn(model, data, batch_size: int = 64):
     """AdaBN: re-estimate every BatchNormalization layer's moving statistics on ``data`` (the target inputs, or an
-    ``(x, y)`` pair whose labels are ignored). No weight other than those statistics changes."""
+    ``(x, y)`` pair whose labels are ignored). BatchNorm runs in training mode, every other layer (dropout included)
+    as at test time. No weight other than those statistics changes."""
     layers = _batchnorms(model)
     if not layers:
         raise ValueError(f"adabn found no BatchNormalization layer in this {type(model).__name__}: AdaBN re-estimates "
@@ -110,13 +117,17 @@ def adabn(model, data, batch_size: int = 64):
         layer.moving_mean.assign(tf.zeros_like(layer.moving_mean))
         layer.moving_variance.assign(tf.ones_like(layer.moving_variance))
         layer.trainable = True  # a frozen BatchNormalization layer ignores training=True
+        layer.call = _in_training_mode(layer.call)  # only BatchNorm: dropout stays off, no random numbers drawn
     batches = [x[i:i + batch_size] for i in range(0, len(x), batch_size) if len(x[i:i + batch_size]) > 1]
-    for k, batch in enumerate(batches):
-        for layer in layers:
-            layer.momentum = k / (k + 1)  # cumulative average: moving = k/(k+1) · moving + 1/(k+1) · batch
-        model(batch, training=True)
-    for layer, (momentum, trainable) in zip(layers, saved):
-        layer.momentum, layer.trainable = momentum, trainable
+    try:
+        for k, batch in enumerate(batches):
+            for layer in layers:
+                layer.momentum = k / (k + 1)  # cumulative average: moving = k/(k+1) · moving + 1/(k+1) · batch
+            model(batch, training=False)  # every other layer as at test time
+    finally:
+        for layer, (momentum, trainable) in zip(layers, saved):
+            layer.momentum, layer.trainable = momentum, trainable
+            del layer.call  # back to the class's own call
     stats = {id(v) for layer in layers for v in (layer.moving_mean, layer.moving_variance)}
     for v in model.weights:  # nothing else may move (a stray dropout or training-mode side effect)
         if id(v) not in stats:
