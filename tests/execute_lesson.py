@@ -4,6 +4,7 @@ reports (its ``results`` dict: numbers, nested in dicts; arrays are left out) as
     python tests/execute_lesson.py solutions/02_feature_extraction_pytorch.ipynb OUT.json [SEED]
 """
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,5 +31,10 @@ nb.cells.append(nbformat.v4.new_code_cell(
 start = time.perf_counter()
 NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
 text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-report = {"seconds": time.perf_counter() - start, "results": json.loads(text.split("RESULTS=", 1)[1])}
+# C++ log lines (TensorFlow, absl) that reached a cell's output: a student sees each as a red block
+native = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+\.cc:\d+\])")
+log_lines = [f"cell {i}: {line[:200]}" for i, cell in enumerate(nb.cells) for o in cell.get("outputs", [])
+             if o.get("name") == "stderr" for line in o.get("text", "").splitlines() if native.match(line)]
+report = {"seconds": time.perf_counter() - start, "results": json.loads(text.split("RESULTS=", 1)[1]),
+          "native_log_lines": log_lines}
 out.write_text(json.dumps(report))

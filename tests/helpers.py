@@ -159,7 +159,9 @@ def run_solutions(notebooks, out: Path, seed: int | None = None, timeout: int = 
         for name, proc in procs.items():
             _, err = proc.communicate(timeout=timeout)
             assert proc.returncode == 0, f"{name} failed:\n{err.decode()[-3000:]}"
-            runs[name] = json.loads((out / f"{name}.json").read_text())["results"]
+            report = json.loads((out / f"{name}.json").read_text())
+            assert not report["native_log_lines"], f"{name} shows C++ log lines in its outputs: {report['native_log_lines']}"
+            runs[name] = report["results"]
     return runs
 
 

@@ -181,3 +181,17 @@ def test_every_notebook_runs_once_in_the_test_command():
     assert set(listed) <= solutions and len(listed) < len(solutions), "some solutions still run under nbval"
     makefile = (ROOT / "Makefile").read_text()
     assert "notebooks_with_results_tests.py" in makefile and "lessons $(NBVAL_SOLUTIONS)" in makefile
+
+
+def test_tensorflow_notebooks_import_the_course_side_first():
+    """transfer_course.tensorflow keeps TensorFlow's C++ start-up notes out of the notebook only if it loads
+    TensorFlow: each TensorFlow lesson imports it before any ``import tensorflow`` or ``import keras``."""
+    import nbformat
+
+    first_import = re.compile(r"^\s*(import (tensorflow|keras)\b|from (tensorflow|keras)\b|import transfer_course\.tensorflow"
+                              r"|from transfer_course\.tensorflow\b)", re.M)
+    for folder in ("solutions", "lessons"):
+        for path in sorted((ROOT / folder).glob("*_tensorflow.ipynb")):
+            code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+            match = first_import.search(code)
+            assert match and "transfer_course.tensorflow" in match.group(0), (path.name, match and match.group(0))

@@ -6,7 +6,11 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+from ._quiet import quiet_start_up  # noqa: E402
+
+with quiet_start_up():  # TensorFlow's C++ start-up notes stay out of the notebook; anything else is shown
+    import keras  # noqa: E402
+    import tensorflow  # noqa: E402, F401
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"transfer_course.tensorflow needs Keras' TensorFlow backend, but KERAS_BACKEND={keras.backend.backend()!r}. "
