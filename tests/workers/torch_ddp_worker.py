@@ -112,4 +112,5 @@ except ValueError as exc:
     report["too_few"] = str(exc)
 
 (out / f"rank{rank}.json").write_text(json.dumps(report))
+dist.barrier()  # leave together
 dist.destroy_process_group()

@@ -52,8 +52,11 @@ def setup_distributed(timeout: float = 60.0, backend: str | None = None, verbose
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group (call at the end of a script)."""
+    """Leave the process group (call at the end of a script, in every rank). The ranks wait for each other first: a
+    rank that takes its end of the group down while another still finishes its work (rank 0 writing files) can be
+    aborted by gloo ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
