@@ -139,9 +139,9 @@ def check_non_finite_inputs(T, loader_with_nan) -> None:
         T.fit(head, loader_with_nan(x, y), epochs=2, progress=False)
 
 
-def run_solutions(notebooks, out: Path, seed: int | None = None, timeout: int = 900) -> dict:
-    """Execute ``solutions/<name>.ipynb`` for each name in the quick profile, two kernels at a time (one thread
-    each), and return ``{name: results}``: the ``results`` dict each notebook reports (see execute_lesson.py)."""
+def run_solutions(notebooks, out: Path, seed: int | None = None, timeout: int = 900, together: int = 2) -> dict:
+    """Execute ``solutions/<name>.ipynb`` for each name in the quick profile, ``together`` kernels at a time (one
+    thread each), and return ``{name: results}``: the ``results`` dict each notebook reports (see execute_lesson.py)."""
     import json
     import os
     import subprocess
@@ -150,9 +150,9 @@ def run_solutions(notebooks, out: Path, seed: int | None = None, timeout: int = 
     env = {**os.environ, "TRANSFER_COURSE_PROFILE": "quick", "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
            "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     runs, names = {}, list(notebooks)
-    for i in range(0, len(names), 2):  # two kernels at a time, one per core
+    for i in range(0, len(names), together):  # by default two kernels at a time, one per core
         procs = {}
-        for name in names[i:i + 2]:
+        for name in names[i:i + together]:
             cmd = [sys.executable, str(ROOT / "tests" / "execute_lesson.py"), str(ROOT / "solutions" / f"{name}.ipynb"),
                    str(out / f"{name}.json")] + ([] if seed is None else [str(seed)])
             procs[name] = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)

@@ -11,7 +11,9 @@ BAND = 0.1
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    runs = run_solutions([f"06_scaling_up_{fw}" for fw in ("pytorch", "tensorflow")], tmp_path_factory.mktemp("results"))
+    # one after the other: both start processes that talk over local ports (torchrun, TF_CONFIG)
+    runs = run_solutions([f"06_scaling_up_{fw}" for fw in ("pytorch", "tensorflow")], tmp_path_factory.mktemp("results"),
+                         together=1)
     return {name.rsplit("_", 1)[1]: r for name, r in runs.items()}
 
 
