@@ -55,12 +55,13 @@ test-notebooks: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 TRANSFER_COURSE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-current-env \
 		-n 0 $(SERIAL_LESSONS)
 
-test: test-unit test-notebooks
+test: test-unit test-notebooks test-browser
 
 # A lesson in a real browser (JupyterLab + headless Chromium through Playwright): outputs, progress-bar widgets and
-# figures render, and still render after saving and reopening. Screenshots in browser-artifacts/.
+# figures render, and still render after saving and reopening. Screenshots in browser-artifacts/. Part of `make test`;
+# skipped (and said so) where Chromium is not installed.
 test-browser: $(STAMP)
-	$(PY) -m pytest tests/browser -v
+	$(PY) -m pytest tests/browser -v -rs
 
 lessons: $(STAMP)
 	$(VENV)/bin/transfer-course build-lessons

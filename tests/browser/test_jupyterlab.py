@@ -78,27 +78,69 @@ def lab(tmp_path_factory):
 
 
 _ERROR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
-# the notebook's own model: every code cell's execution count, and the kernel's status
-_COUNTS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+# The lesson's own notebook panel, found by its path (not JupyterLab's "current widget", which may be another tab
+# while the page restores its layout), its code cells' execution counts and its kernel's status.
+_PANEL = "[...window.jupyterapp.shell.widgets('main')].find(w => w.context && w.context.path === path)"
+_COUNTS = f"""(path) => {_PANEL}.content.widgets
     .filter(c => c.model.type === 'code').map(c => c.model.executionCount)"""
-_KERNEL = "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+_KERNEL = f"(path) => {_PANEL}.sessionContext.session.kernel.status"
+_RUN_ALL = f"""(path) => {{ const panel = {_PANEL};
+    window.jupyterapp.shell.activateById(panel.id);
+    if (window.jupyterapp.shell.currentWidget !== panel) {{ return false; }}
+    window.jupyterapp.commands.execute('notebook:run-all-cells');
+    return true; }}"""
 
 
-def _run_all(page, name: str, timeout_s: float) -> None:
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")  # Run > Run All Cells
+# one empty request through the page's own kernel connection: answered only once the websocket really works
+_PING = f"""async ([path, ms]) => {{
+    const panel = {_PANEL};
+    const kernel = panel && panel.sessionContext.session?.kernel;
+    if (!kernel || kernel.connectionStatus !== 'connected') {{ return 'not connected'; }}
+    const timeout = new Promise(resolve => setTimeout(() => resolve('no answer'), ms));
+    const reply = kernel.requestExecute({{code: '', silent: true, store_history: false}}).done
+        .then(msg => msg.content.status, err => String(err));
+    return Promise.race([reply, timeout]);
+}}"""
+
+
+def _open(page, url: str, name: str, attempts: int = 3) -> None:
+    """Open the lesson and wait until its kernel answers. JupyterLab sometimes loses the first websocket to a kernel
+    that is still starting (the server logs HTTP 500); a Run All sent then never runs. Reload and ask again."""
+    status = None
+    for attempt in range(attempts):
+        if attempt:
+            page.reload()
+        page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        for _ in range(30):
+            status = page.evaluate(_PING, [f"{name}.ipynb", 15_000])
+            if status == "ok":
+                return
+            time.sleep(1)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-no-kernel.png"), full_page=False)
+    raise AssertionError(f"{name}: the page's kernel did not answer after {attempts} loads (last: {status})")
+
+
+def _run_all(page, name: str, timeout_s: float, stall_s: float = 240) -> None:
+    path = f"{name}.ipynb"
+    assert page.evaluate(_RUN_ALL, path), f"{name}: JupyterLab did not make the lesson's tab the current one"  # Run > Run All Cells
     deadline = time.time() + timeout_s
     time.sleep(2)
-    while time.time() < deadline:
-        prompts = page.evaluate(_COUNTS)
-        if prompts and all(isinstance(p, int) for p in prompts) and page.evaluate(_KERNEL) == "idle":
+    prompts, last, changed = None, None, time.time()
+    while time.time() < deadline and time.time() - changed < stall_s:
+        prompts = page.evaluate(_COUNTS, path)
+        if prompts and all(isinstance(p, int) for p in prompts) and page.evaluate(_KERNEL, path) == "idle":
             return
         if page.locator(_ERROR).count():
             break
+        if prompts != last:
+            last, changed = prompts, time.time()
         time.sleep(1)
     page.screenshot(path=str(ARTIFACTS / f"{name}-failed.png"), full_page=False)
     errors = page.locator(_ERROR).all_inner_texts()
-    raise AssertionError(f"{name}: not every cell ran ({timeout_s:.0f} s at most): prompts {prompts}; "
-                         f"errors {[e[-1500:] for e in errors]}")
+    waited = "no cell finished for %.0f s" % stall_s if time.time() - changed >= stall_s else f"{timeout_s:.0f} s at most"
+    raise AssertionError(f"{name}: not every cell ran ({waited}): prompts {prompts}; "
+                         f"kernel {page.evaluate(_KERNEL, path)}; errors {[e[-1500:] for e in errors]}")
 
 
 def _show(locator) -> None:
@@ -116,9 +158,9 @@ def test_lesson_runs_and_renders_in_jupyterlab(lab, name):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/lab/tree/{name}.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        # a workspace of its own: the page does not restore the tabs another lesson's test left open
+        page.goto(f"{url}/lab/workspaces/{name}/tree/{name}.ipynb?token={token}")
+        _open(page, url, name)
         _run_all(page, name, timeout_s=600)
 
         errors = page.locator(_ERROR).count()
@@ -141,7 +183,7 @@ def test_lesson_runs_and_renders_in_jupyterlab(lab, name):
         assert saved["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json"), \
             "JupyterLab saved the notebook without the widgets' state (saveState is off)"
         page.reload()
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached", timeout=60_000)
         page.wait_for_timeout(3000)
         reopened = {"broken_widgets": page.get_by_text(re.compile("Error displaying widget")).count(),
                     "progress_bars": page.locator(".jp-OutputArea-output .widget-hprogress").count()}
