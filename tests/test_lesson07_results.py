@@ -9,9 +9,8 @@ METHODS = ("TF-IDF", "from scratch", "frozen", "fine-tuned")
 # Same texts, the same tokenizer, the same features (parity 0.9999); the heads and the fine-tune differ in
 # initialisation and random streams. Quick profile, seed 0: TF-IDF is identical (scikit-learn), frozen 0.744 in both.
 BAND = 0.1
-# The from-scratch models start differently (PyTorch's nn.Embedding draws N(0, 1), Keras' Embedding U(-0.05, 0.05)):
-# quick profile, seed 0, 90 test texts: 0.456 PyTorch vs 0.567 TensorFlow; default profile, 3 seeds: 0.530 vs 0.591.
-BANDS = {"from scratch": 0.15}
+# The from-scratch models start from the same distributions (Keras' initialisers, written out on the PyTorch side):
+# quick profile, seed 0: 0.567 in both; default profile, 3 seeds: 0.578 PyTorch vs 0.591 TensorFlow.
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def test_both_frameworks_land_in_the_same_band(results):
     assert torch_run["TF-IDF"]["accuracy"] == tf_run["TF-IDF"]["accuracy"]  # the same scikit-learn baseline
     for method in METHODS[1:]:
         a, b = torch_run[method]["accuracy"], tf_run[method]["accuracy"]
-        assert abs(a - b) <= BANDS.get(method, BAND), f"{method}: PyTorch {a:.3f} vs TensorFlow {b:.3f}"
+        assert abs(a - b) <= BAND, f"{method}: PyTorch {a:.3f} vs TensorFlow {b:.3f}"
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])

@@ -110,3 +110,20 @@ def test_head_and_scratch_model_learn(tokenizer):
     texts, labels = ["socket server", "network socket", "sine cosine", "cosine tangent"], [0, 0, 1, 1]
     train_text_classifier(bag, tokenizer, texts, labels, epochs=40, lr=0.05, batch_size=4, progress=False)
     assert (predict_texts(bag, tokenizer, texts).argmax(1) == labels).all()
+
+
+def test_scratch_model_starts_like_the_pytorch_one(tokenizer):
+    """Embeddings uniform in ±0.05, Glorot-uniform head, zero bias: the same distributions as the PyTorch side."""
+    import keras
+
+    from transfer_course.tensorflow.text import BagOfEmbeddings, _inputs
+
+    keras.utils.set_random_seed(0)
+    bag = BagOfEmbeddings(tokenizer.vocab_size, 5, dim=64)
+    bag(_inputs(tokenizer(["a"])))  # build
+    w = keras.ops.convert_to_numpy(bag.embed.embeddings)
+    assert np.abs(w).max() <= 0.05 and abs(w.std() - 0.05 / np.sqrt(3)) < 0.001
+    limit = np.sqrt(6 / (64 + 5))
+    head = keras.ops.convert_to_numpy(bag.head.kernel)
+    assert np.abs(head).max() <= limit and head.std() > limit / 3
+    assert not keras.ops.convert_to_numpy(bag.head.bias).any()

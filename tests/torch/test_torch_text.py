@@ -98,3 +98,15 @@ def test_head_and_scratch_model_learn(tokenizer):
     texts, labels = ["socket server", "network socket", "sine cosine", "cosine tangent"], [0, 0, 1, 1]
     train_text_classifier(bag, tokenizer, texts, labels, epochs=40, lr=0.05, batch_size=4, progress=False)
     assert (predict_texts(bag, tokenizer, texts).argmax(1) == labels).all()
+
+
+def test_scratch_model_starts_like_the_tensorflow_one(tokenizer):
+    """Embeddings uniform in ±0.05 ([PAD] zero), Glorot-uniform head, zero bias: Keras' defaults, not nn.Embedding's N(0, 1)."""
+    torch.manual_seed(0)
+    bag = BagOfEmbeddings(tokenizer.vocab_size, 5, dim=64)
+    w = bag.embed.weight.detach().numpy()
+    assert np.abs(w).max() <= 0.05 and not w[0].any()
+    assert abs(w[1:].std() - 0.05 / np.sqrt(3)) < 0.001  # the uniform's spread, far from N(0, 1)'s 1.0
+    limit = np.sqrt(6 / (64 + 5))
+    head = bag.head.weight.detach().numpy()
+    assert np.abs(head).max() <= limit and head.std() > limit / 3 and not bag.head.bias.detach().numpy().any()

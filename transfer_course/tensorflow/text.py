@@ -316,12 +316,16 @@ def train_head(features, labels, num_classes: int, epochs: int = 300, lr: float 
 
 
 class BagOfEmbeddings(keras.Model):
-    """From scratch: word-piece embeddings (random init) averaged over real tokens -> Dense layer."""
+    """From scratch: word-piece embeddings (random init) averaged over real tokens -> Dense layer.
+
+    Keras' initialisers, written out (the PyTorch side uses the same): embeddings uniform in ±0.05, the Dense layer
+    Glorot-uniform with zero bias."""
 
     def __init__(self, vocab_size: int, num_classes: int, dim: int = 64, **kwargs):
         super().__init__(**kwargs)
-        self.embed = layers.Embedding(vocab_size, dim)
-        self.head = layers.Dense(num_classes)
+        self.embed = layers.Embedding(vocab_size, dim,
+                                      embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+        self.head = layers.Dense(num_classes, kernel_initializer="glorot_uniform", bias_initializer="zeros")
 
     def call(self, inputs, training=None):
         return self.head(mean_pool(self.embed(inputs["input_ids"]), inputs["attention_mask"]))

@@ -207,12 +207,21 @@ def train_head(features, labels, num_classes: int, epochs: int = 300, lr: float 
 
 
 class BagOfEmbeddings(nn.Module):
-    """From scratch: word-piece embeddings (random init) averaged over real tokens -> linear layer."""
+    """From scratch: word-piece embeddings (random init) averaged over real tokens -> linear layer.
+
+    Initialised as the TensorFlow side's Keras layers are (embeddings uniform in ±0.05, the linear layer Glorot-uniform
+    with zero bias), not with PyTorch's defaults (``nn.Embedding`` draws N(0, 1)): the two frameworks' baselines then
+    start from the same distribution."""
 
     def __init__(self, vocab_size: int, num_classes: int, dim: int = 64):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.head = nn.Linear(dim, num_classes)
+        with torch.no_grad():
+            nn.init.uniform_(self.embed.weight, -0.05, 0.05)
+            self.embed.weight[0] = 0  # [PAD]: masked out anyway, and padding_idx keeps it out of training
+            nn.init.xavier_uniform_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         return self.head(mean_pool(self.embed(input_ids), attention_mask))
