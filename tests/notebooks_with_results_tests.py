@@ -1,27 +1,30 @@
 """Print the solutions notebooks that a results test executes (tests/test_lesson*_results.py), one path per line.
 
-The Makefile leaves these out of its nbval run, so that each notebook runs once per test command; a test in
-test_project.py checks that every notebook is run by one or the other."""
+Each results test names what it executes in a literal ``NOTEBOOKS = (...)`` tuple, which it hands to
+``run_solutions``; this reads those tuples (without importing the tests). The Makefile leaves these notebooks out of
+its nbval run, so that each notebook runs once per test command; a test in test_project.py checks that every
+notebook is run by one or the other."""
 from __future__ import annotations
 
-import re
+import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def declared_notebooks(test: Path) -> tuple[str, ...] | None:
+    """The literal ``NOTEBOOKS`` tuple a results test declares at module level, or ``None``."""
+    for node in ast.parse(test.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "NOTEBOOKS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    return None
+
+
 def notebooks_with_results_tests() -> list[str]:
-    lessons = set()
+    names = set()
     for test in sorted((ROOT / "tests").glob("test_lesson*_results.py")):
-        text = test.read_text()
-        lessons |= set(re.findall(r"[\"'](0\d_[a-z_]+?)[\"']", text))  # a tuple of lesson names
-        lessons |= set(re.findall(r"(0\d_[a-z_]+?)_(?:\{fw\}|pytorch\b|tensorflow\b)", text))  # notebook names
-    found = []
-    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
-        stem = re.sub(r"_(pytorch|tensorflow)$", "", path.stem)
-        if stem in lessons:
-            found.append(f"solutions/{path.name}")
-    return found
+        names |= set(declared_notebooks(test) or ())
+    return [f"solutions/{name}.ipynb" for name in sorted(names) if (ROOT / "solutions" / f"{name}.ipynb").exists()]
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ and TensorFlow versions land in the same band. Each notebook runs in its own ker
 import pytest
 from helpers import run_solutions
 
+NOTEBOOKS = ("06_scaling_up_pytorch", "06_scaling_up_tensorflow")  # what this test executes
+
 RUNS = ("1 process", "2 processes", "2 processes, resumed in 1")
 # Same cached features and head; the frameworks differ in initialisation and the order of the data.
 BAND = 0.1
@@ -12,7 +14,7 @@ BAND = 0.1
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     # one after the other: both start processes that talk over local ports (torchrun, TF_CONFIG)
-    runs = run_solutions([f"06_scaling_up_{fw}" for fw in ("pytorch", "tensorflow")], tmp_path_factory.mktemp("results"),
+    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"),
                          together=1)
     return {name.rsplit("_", 1)[1]: r for name, r in runs.items()}
 

@@ -5,6 +5,8 @@ notebook runs in its own kernel (one framework per process)."""
 import pytest
 from helpers import run_solutions
 
+NOTEBOOKS = ("07_nlp_transfer_pytorch", "07_nlp_transfer_tensorflow")  # what this test executes
+
 METHODS = ("TF-IDF", "from scratch", "frozen", "fine-tuned")
 # Same texts, the same tokenizer, the same features (parity 0.9999); the heads and the fine-tune differ in
 # initialisation and random streams. Quick profile, seed 0: TF-IDF is identical (scikit-learn), frozen 0.744 in both.
@@ -15,7 +17,7 @@ BAND = 0.1
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    runs = run_solutions([f"07_nlp_transfer_{fw}" for fw in ("pytorch", "tensorflow")], tmp_path_factory.mktemp("results"))
+    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"))
     return {name.rsplit("_", 1)[1]: r for name, r in runs.items()}
 
 
