@@ -140,7 +140,8 @@ def test_sampler_agrees_with_the_neutral_arithmetic():
 
 def test_launch_runs_torchrun_and_reports_failure(tmp_path):
     script = tmp_path / "hello.py"
-    script.write_text("import os\nprint('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'])\n")
+    # one write per process: print(a, b, ...) writes its pieces one by one, and two ranks' pieces can interleave
+    script.write_text("import os, sys\nsys.stdout.write(f\"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}\\n\")\n")
     done = launch(script, nproc=2, echo=False, timeout=60)
     assert "rank 0 of 2" in done.stdout and "rank 1 of 2" in done.stdout
     script.write_text("raise SystemExit(5)\n")
