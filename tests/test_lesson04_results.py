@@ -14,8 +14,7 @@ BAND = 0.1
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    runs = run_solutions(NOTEBOOKS,
-                         tmp_path_factory.mktemp("results"))
+    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"))
     return {name.rsplit("_", 1)[1]: r for name, r in runs.items()}
 
 

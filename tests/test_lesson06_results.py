@@ -14,8 +14,7 @@ BAND = 0.1
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     # one after the other: both start processes that talk over local ports (torchrun, TF_CONFIG)
-    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"),
-                         together=1)
+    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"), together=1)
     return {name.rsplit("_", 1)[1]: r for name, r in runs.items()}
 
 

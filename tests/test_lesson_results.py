@@ -18,8 +18,7 @@ BAND = 0.1
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    runs = run_solutions(NOTEBOOKS,
-                         tmp_path_factory.mktemp("results"))
+    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"))
     return {tuple(name.rsplit("_", 1)): r for name, r in runs.items()}
 
 

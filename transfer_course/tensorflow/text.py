@@ -25,6 +25,7 @@ from keras import layers, ops
 from ..memory import release_memory
 from ..text import (
     ENCODER,
+    SCRATCH_EMBEDDING_RANGE,
     Tokenizer,
     check_texts,
     encoder_folder,
@@ -324,7 +325,8 @@ class BagOfEmbeddings(keras.Model):
     def __init__(self, vocab_size: int, num_classes: int, dim: int = 64, **kwargs):
         super().__init__(**kwargs)
         self.embed = layers.Embedding(vocab_size, dim,
-                                      embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+                                      embeddings_initializer=keras.initializers.RandomUniform(
+                                          -SCRATCH_EMBEDDING_RANGE, SCRATCH_EMBEDDING_RANGE))
         self.head = layers.Dense(num_classes, kernel_initializer="glorot_uniform", bias_initializer="zeros")
 
     def call(self, inputs, training=None):

