@@ -127,3 +127,29 @@ def test_scratch_model_starts_like_the_pytorch_one(tokenizer):
     head = keras.ops.convert_to_numpy(bag.head.kernel)
     assert np.abs(head).max() <= limit and head.std() > limit / 3
     assert not keras.ops.convert_to_numpy(bag.head.bias).any()
+
+
+def test_repeated_training_reuses_one_graph_and_starts_from_a_fresh_optimizer(tokenizer):
+    """A few-shot curve calls train_text_classifier many times on one model: it compiles its step once (texts of
+    every length in the same graph), and each call starts from a fresh AdamW, so the same start gives the same run."""
+    import keras
+
+    from transfer_course.tensorflow.text import BagOfEmbeddings, _compiled_step, _inputs, train_text_classifier
+
+    keras.utils.set_random_seed(0)
+    bag = BagOfEmbeddings(tokenizer.vocab_size, 2, dim=8)
+    bag(_inputs(tokenizer(["a"])))  # build
+    start = [np.array(v) for v in bag.trainable_variables]
+    texts = ["socket server", "a network socket that the server opened", "sine", "cosine of an angle in radians"]
+    labels = [0, 0, 1, 1]
+    runs = []
+    for _ in range(2):
+        for variable, value in zip(bag.trainable_variables, start):
+            variable.assign(value)
+        train_text_classifier(bag, tokenizer, texts, labels, epochs=3, lr=0.05, batch_size=3, seed=1, progress=False)
+        runs.append([np.array(v) for v in bag.trainable_variables])
+    assert not np.allclose(runs[0][0], start[0])  # it trained
+    for first, second in zip(*runs):  # a momentum or step count carried over would change the second run
+        np.testing.assert_allclose(first, second, rtol=1e-6, atol=1e-7)
+    step = _compiled_step(bag, [{"variables": list(bag.trainable_variables), "lr": 0.05}])
+    assert step.experimental_get_tracing_count() == 1

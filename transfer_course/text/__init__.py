@@ -339,7 +339,7 @@ def lesson_settings(profile) -> dict:
     name = getattr(profile, "name", profile)
     if name not in _LESSON07:
         raise ValueError(choices_message("profile", name, _LESSON07))
-    return dict(_LESSON07[name], max_length=128, top_layers=2, head_lr=1e-3, encoder_lr=5e-5, batch_size=16)
+    return dict(_LESSON07[name], max_length=128, top_layers=2, head_lr=1e-3, encoder_lr=5e-5, batch_size=8)
 
 
 __all__ += ["lesson_settings"]
