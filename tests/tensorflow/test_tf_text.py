@@ -131,7 +131,8 @@ def test_scratch_model_starts_like_the_pytorch_one(tokenizer):
 
 def test_repeated_training_reuses_one_graph_and_starts_from_a_fresh_optimizer(tokenizer):
     """A few-shot curve calls train_text_classifier many times on one model: it compiles its step once (texts of
-    every length in the same graph), and each call starts from a fresh AdamW, so the same start gives the same run."""
+    every length in the same graph), and each call starts from a fresh AdamW with the learning rate it is given, so
+    the same start gives the same run (this model has no dropout)."""
     import keras
 
     from transfer_course.tensorflow.text import BagOfEmbeddings, _compiled_step, _inputs, train_text_classifier
@@ -151,5 +152,10 @@ def test_repeated_training_reuses_one_graph_and_starts_from_a_fresh_optimizer(to
     assert not np.allclose(runs[0][0], start[0])  # it trained
     for first, second in zip(*runs):  # a momentum or step count carried over would change the second run
         np.testing.assert_allclose(first, second, rtol=1e-6, atol=1e-7)
+    train_text_classifier(bag, tokenizer, texts, labels, epochs=1, lr=0.0, batch_size=3, seed=1, progress=False)
+    for before, after in zip(runs[1], bag.trainable_variables):  # the new learning rate reached the kept optimizer
+        np.testing.assert_array_equal(before, np.array(after))
     step = _compiled_step(bag, [{"variables": list(bag.trainable_variables), "lr": 0.05}])
     assert step.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="whole numbers"):
+        train_text_classifier(bag, tokenizer, texts, [0, 0.5, 1, 1], epochs=1, progress=False)

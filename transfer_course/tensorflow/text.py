@@ -23,6 +23,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from ..memory import release_memory
+from ..training import class_indices
 from ..text import (
     ENCODER,
     SCRATCH_EMBEDDING_RANGE,
@@ -239,21 +240,22 @@ def predict_texts(model: keras.Model, tokenizer: Tokenizer, texts, batch_size: i
 
 
 def _compiled_step(model: keras.Model, groups: list[dict]):
-    """A compiled training step for ``model`` with one fresh AdamW per group, kept on the model and reused.
+    """A compiled training step for ``model`` with one AdamW per group, kept on the model and reused.
 
     TensorFlow does not give back all the memory of a compiled graph when the graph is deleted (about 50 MB per
     fine-tuning run of lesson 07), so a step compiled anew in every call would make a few-shot curve grow the
-    process run by run. One graph per model and groups, whose optimizers are reset to their initial state on
-    every call, costs that once. ``None`` dimensions: every batch length runs in the same graph.
+    process run by run. The model keeps one graph for its current groups (the same variables, trainable or not);
+    on every call the optimizers are reset to their initial state and given the groups' learning rates.
+    ``None`` dimensions: every batch length runs in the same graph.
     """
-    key = tuple((tuple(id(v) for v in g["variables"]), float(g["lr"])) for g in groups)
-    steps = model.__dict__.setdefault("_course_train_steps", {})
-    if key in steps:
-        step, optimizers = steps[key]
-        for optimizer in optimizers:  # a fresh optimizer: no step taken, no moment estimates
+    key = tuple(tuple((id(v), bool(v.trainable)) for v in g["variables"]) for g in groups)
+    cached = model.__dict__.get("_course_train_step")
+    if cached is not None and cached[0] == key:
+        _, step, optimizers = cached
+        for optimizer, group in zip(optimizers, groups):  # a fresh optimizer: no step taken, no moment estimates
             for variable in optimizer.variables:
-                if not variable.path.endswith("learning_rate"):
-                    variable.assign(ops.zeros_like(variable))
+                variable.assign(ops.zeros_like(variable))
+            optimizer.learning_rate = float(group["lr"])  # the learning rate is a variable too: set it again
         return step
     optimizers = [keras.optimizers.AdamW(g["lr"], weight_decay=0.01) for g in groups]
     variables = [list(g["variables"]) for g in groups]
@@ -272,7 +274,7 @@ def _compiled_step(model: keras.Model, groups: list[dict]):
             optimizer.apply_gradients(zip(g, v))
         return loss, logits
 
-    steps[key] = (step, optimizers)
+    model.__dict__["_course_train_step"] = (key, step, optimizers)  # replaces the step of other groups
     return step
 
 
@@ -283,7 +285,7 @@ def train_text_classifier(model: keras.Model, tokenizer: Tokenizer, texts, label
     ``val`` = (texts, labels) and keep the best epoch's weights. Returns a history dict of lists."""
     from tqdm.auto import tqdm
 
-    texts, labels = check_texts(texts), np.asarray(labels)
+    texts, labels = check_texts(texts), class_indices(labels)
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels: give one label per text.")
     release_memory()
@@ -302,7 +304,8 @@ def train_text_classifier(model: keras.Model, tokenizer: Tokenizer, texts, label
         total, correct = 0.0, 0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            loss, logits = step(_inputs(tokenizer([texts[i] for i in idx], warn=False)), tf.constant(labels[idx], tf.int64))
+            batch = _inputs(tokenizer([texts[i] for i in idx], warn=False))
+            loss, logits = step(batch, tf.constant(labels[idx], tf.int64))
             total += float(loss) * len(idx)
             correct += int(np.sum(np.argmax(logits, 1) == labels[idx]))
         history["loss"].append(total / len(texts))
