@@ -84,6 +84,8 @@ def test_training_changes_only_the_top_layers_and_the_head(encoder, tokenizer):
     assert changed and all(n.startswith(("head.", "encoder.encoder.layer.5.")) for n in changed)
     with pytest.raises(ValueError, match="4 texts but 3 labels"):
         train_text_classifier(model, tokenizer, texts, labels[:3], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="whole numbers"):  # as on the TensorFlow side: 0.5 is not a class
+        train_text_classifier(model, tokenizer, texts, [0, 0.5, 1, 1], epochs=1, progress=False)
     with pytest.raises(ValueError, match="empty or whitespace-only"):
         train_text_classifier(model, tokenizer, texts[:3] + [" "], labels, epochs=1, progress=False)
 

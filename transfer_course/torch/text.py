@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..memory import release_memory
+from ..training import class_indices
 from ..text import (
     ENCODER,
     SCRATCH_EMBEDDING_RANGE,
@@ -149,7 +150,7 @@ def train_text_classifier(model: nn.Module, tokenizer: Tokenizer, texts, labels,
     measure ``val`` = (texts, labels) and keep the best epoch's weights. Returns a history dict of lists."""
     from tqdm.auto import tqdm
 
-    texts, labels = check_texts(texts), np.asarray(labels)
+    texts, labels = check_texts(texts), class_indices(labels)
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels: give one label per text.")
     torch.manual_seed(seed)
