@@ -7,7 +7,7 @@ from helpers import run_solutions
 NOTEBOOKS = ("06_scaling_up_pytorch", "06_scaling_up_tensorflow")  # what this test executes
 
 RUNS = ("1 process", "2 processes", "2 processes, resumed in 1")
-# Same cached features and head; the frameworks differ in initialisation and the order of the data.
+# Same cached feature maps, pretrained top and head; the frameworks differ in initialisation and the order of the data.
 BAND = 0.1
 
 

@@ -87,6 +87,41 @@ def test_frozen_weights_do_not_move_and_backbone_lr_is_smaller():
     assert steps[1] > 0 and steps[0] / steps[1] == pytest.approx(100, rel=0.03)
 
 
+def _top_and_head(head=True):
+    """Not a TransferModel: any model with `backbone` and `head` parts (lesson 06's top_with_head is one)."""
+    import keras
+    backbone = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu")])
+    last = keras.layers.Dense(3)
+    inputs = keras.Input((16,))
+    model = keras.Model(inputs, last(backbone(inputs)))
+    model.backbone = backbone
+    if head:
+        model.head = last
+    return model
+
+
+def test_backbone_lr_works_on_any_model_with_a_backbone_and_a_head():
+    import keras
+    x, y = blobs(n_per_class=4, dim=16, seed=0)
+    model = _top_and_head()
+    snapshot = model.get_weights()
+    kernel, head_kernel = model.backbone.layers[0].kernel, model.head.kernel
+    start, head_start = np.asarray(kernel).copy(), np.asarray(head_kernel).copy()
+    steps = {}
+    for backbone_lr in (1e-1, 1e-3):  # one plain SGD step from the same weights with the same batch
+        model.set_weights(snapshot)
+        T.fit(model, (x, y), epochs=1, lr=1e-1, backbone_lr=backbone_lr, optimizer="sgd", progress=False,
+              batch_size=len(y), seed=0)
+        steps[backbone_lr] = np.abs(np.asarray(kernel) - start).max()
+        assert np.abs(np.asarray(head_kernel) - head_start).max() > 0
+    assert steps[1e-3] > 0 and steps[1e-1] / steps[1e-3] == pytest.approx(100, rel=0.03)
+    with pytest.raises(ValueError, match="this Functional has no `head`. Give it both, or train with lr alone"):
+        T.fit(_top_and_head(head=False), (x, y), epochs=1, backbone_lr=1e-4, progress=False)
+    with pytest.raises(ValueError, match="this Sequential has no `backbone` and no `head`"):
+        T.fit(keras.Sequential([keras.Input((16,)), keras.layers.Dense(3)]), (x, y), epochs=1, backbone_lr=1e-4,
+              progress=False)
+
+
 def test_image_pipeline_feature_cache_and_save_reload(image_tree, tmp_path):
     train = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=4, shuffle=False)
     augmented = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=4, shuffle=False, augment=True)

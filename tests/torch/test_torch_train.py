@@ -67,6 +67,43 @@ def test_frozen_weights_do_not_move_and_backbone_lr_is_smaller(lite0, tmp_path):
     assert steps[1] > 0 and steps[0] / steps[1] == pytest.approx(100, rel=0.03)
 
 
+class _TopAndHead(torch.nn.Module):
+    """Not a TransferModel: any module with `backbone` and `head` parts (lesson 06's TopWithHead is one)."""
+
+    def __init__(self, head=True):
+        super().__init__()
+        self.backbone = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU())
+        if head:
+            self.head = torch.nn.Linear(8, 3)
+        else:
+            self.out = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return (self.head if hasattr(self, "head") else self.out)(self.backbone(x))
+
+
+def test_backbone_lr_works_on_any_model_with_a_backbone_and_a_head():
+    x, y = blobs(n_per_class=4, dim=16, seed=0)
+    model = _TopAndHead()
+    groups = T.train._param_groups(model, 1e-3, 1e-5)
+    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
+    assert groups[0]["params"] == list(model.backbone.parameters())
+    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
+    steps = {}
+    for backbone_lr in (1e-1, 1e-3):  # one plain SGD step from the same weights with the same batch
+        model.load_state_dict(snapshot)
+        T.fit(model, (x, y), epochs=1, lr=1e-1, backbone_lr=backbone_lr, optimizer="sgd", progress=False,
+              batch_size=len(y))
+        steps[backbone_lr] = (model.backbone[0].weight - snapshot["backbone.0.weight"]).abs().max().item()
+        head_step = (model.head.weight - snapshot["head.weight"]).abs().max().item()
+        assert head_step > 0
+    assert steps[1e-3] > 0 and steps[1e-1] / steps[1e-3] == pytest.approx(100, rel=0.03)
+    with pytest.raises(ValueError, match="this _TopAndHead has no `head`. Give it both, or train with lr alone"):
+        T.fit(_TopAndHead(head=False), (x, y), epochs=1, backbone_lr=1e-4, progress=False)
+    with pytest.raises(ValueError, match="this Sequential has no `backbone` and no `head`"):
+        T.fit(torch.nn.Sequential(torch.nn.Linear(16, 3)), (x, y), epochs=1, backbone_lr=1e-4, progress=False)
+
+
 def test_image_pipeline_feature_cache_and_save_reload(image_tree, tmp_path):
     train = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=4, shuffle=False)
     augmented = T.image_folder_loader(image_tree, "train", image_size=32, batch_size=4, augment=True)

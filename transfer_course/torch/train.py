@@ -112,8 +112,11 @@ def _param_groups(model, lr, backbone_lr):
                          "(or the top blocks) first.")
     if backbone_lr is None:
         return [{"params": trainable, "lr": lr}]
-    if not isinstance(model, TransferModel):
-        raise ValueError("backbone_lr needs a TransferModel (backbone + head); this model has no backbone.")  # noqa: TRY004
+    missing = [part for part in ("backbone", "head") if not isinstance(getattr(model, part, None), nn.Module)]
+    if missing:
+        raise ValueError(f"backbone_lr needs a model with a `backbone` and a `head` module (a TransferModel, or any "
+                         f"module with those two attributes); this {type(model).__name__} has no "
+                         f"{' and no '.join(f'`{m}`' for m in missing)}. Give it both, or train with lr alone.")
     pretrained = [p for p in model.backbone.parameters() if p.requires_grad]
     head = [p for p in model.head.parameters() if p.requires_grad]
     return [g for g in ({"params": pretrained, "lr": backbone_lr}, {"params": head, "lr": lr}) if g["params"]]
@@ -260,8 +263,9 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 5, lr: float = 1e-3,
         on_epoch_end=None) -> History:
     """Train ``model`` on ``train`` (a DataLoader or ``(x, y)`` arrays); return its :class:`History`.
 
-    - ``backbone_lr``: learning rate of a :class:`TransferModel`'s trainable backbone parameters
-      (the head uses ``lr``) — smaller, because pretrained weights need only small changes.
+    - ``backbone_lr``: learning rate of the trainable parameters of the model's ``backbone`` (a
+      :class:`TransferModel`, or any module with ``backbone`` and ``head`` parts; the head uses ``lr``) —
+      smaller, because pretrained weights need only small changes.
     - ``schedule``: ``constant``, ``cosine`` or ``warmup_cosine`` (stepped every batch).
     - ``precision``: ``fp32``, ``bf16`` or ``fp16`` autocast (see :func:`resolve_precision`).
     - ``early_stopping=N``: stop after ``N`` epochs without improving ``monitor``; with
