@@ -44,17 +44,16 @@ test-unit: $(STAMP)
 # test-unit (tests/test_lesson*_results.py: every cell executed, then the lesson's numbers checked), not twice.
 # One thread per notebook kernel: two kernels side by side on two cores, instead of thread pools fighting over them.
 NBVAL_SOLUTIONS := $(filter-out $(shell $(PY) tests/notebooks_with_results_tests.py 2>/dev/null),$(wildcard solutions/*.ipynb))
-# Lesson 06's notebooks start processes of their own (torchrun and two workers; two TF_CONFIG workers): they run after
-# the others, side by side with each other only, so no more than one other kernel competes with their workers for
-# the cores. Each asks the system for free ports, so the two never share one.
-DISTRIBUTED_LESSONS := $(wildcard lessons/06_*.ipynb)
+# Lesson 06's notebooks start processes that talk over local ports (torchrun, TF_CONFIG): they run one after the
+# other, after the others, never beside another notebook.
+SERIAL_LESSONS := $(wildcard lessons/06_*.ipynb)
 test-notebooks: $(STAMP)
 	OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 	TF_CPP_MIN_LOG_LEVEL=2 TRANSFER_COURSE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-current-env \
-		-n $(NOTEBOOK_WORKERS) --dist loadscope $(addprefix --ignore=,$(DISTRIBUTED_LESSONS)) lessons $(NBVAL_SOLUTIONS)
+		-n $(NOTEBOOK_WORKERS) --dist loadscope $(addprefix --ignore=,$(SERIAL_LESSONS)) lessons $(NBVAL_SOLUTIONS)
 	OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 	TF_CPP_MIN_LOG_LEVEL=2 TRANSFER_COURSE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-current-env \
-		-n $(NOTEBOOK_WORKERS) --dist loadscope $(DISTRIBUTED_LESSONS)
+		-n 0 $(SERIAL_LESSONS)
 
 test: test-unit test-notebooks test-browser
 

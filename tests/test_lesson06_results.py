@@ -13,9 +13,8 @@ BAND = 0.1
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    # side by side, like every results test: each notebook's launches ask the system for free ports, so the
-    # torchrun and TF_CONFIG processes of the two never share one
-    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"))
+    # one after the other: both start processes that talk over local ports (torchrun, TF_CONFIG)
+    runs = run_solutions(NOTEBOOKS, tmp_path_factory.mktemp("results"), together=1)
     return {name.rsplit("_", 1)[1]: r for name, r in runs.items()}
 
 
