@@ -9,7 +9,14 @@ TARGETS = ("gravity 40", "inverted actions")
 # curve (an average return between 0 and 500) varies by about 50 between seeds of one method (default profile,
 # 3 seeds), so the two frameworks must agree within three such spreads.
 AREA_BAND = 150.0
+# Zero-shot, sampled: a 20-episode mean of a stochastic policy, about 80 on gravity 40 in both frameworks.
 ZERO_SHOT_BAND = 60.0
+# Zero-shot, greedy, is all or nothing per episode: a deterministic policy either balances the whole 500 steps or falls,
+# so one source policy's mean jumps between far-apart values with the last bits of its weights. The same quick-profile
+# source scored 180 (PyTorch) and 500 (TensorFlow) greedily on gravity 40 on an AMD EPYC machine, where earlier machines
+# had measured both within 60 of each other. Greedy returns are held to the lesson's claims in each framework instead.
+SOLVED = 475.0  # CartPole's "solved"
+RANDOM_ACTIONS = 22.0  # uniformly random pushes last about 22 steps on CartPole
 # Fine-tuning on inverted actions depends on the source policy it must unlearn, more than on the framework: with
 # sources from seeds 0, 1, 2 its area ranged from 152 to 335 (default profile; the notebooks' section 9). There the
 # frameworks must agree on the ranking instead: the frozen torso with new heads beats fine-tuning.
@@ -45,7 +52,18 @@ def test_both_frameworks_land_in_the_same_band(results):
                 continue
             a, b = torch_run[target][method]["area"], tf_run[target][method]["area"]
             assert abs(a - b) <= AREA_BAND, f"{target} {method} area: PyTorch {a:.0f} vs TensorFlow {b:.0f}"
-    for target, modes in torch_run["zero-shot"].items():
-        for mode, value in modes.items():
-            other = tf_run["zero-shot"][target][mode]
-            assert abs(value - other) <= ZERO_SHOT_BAND, f"zero-shot {target} {mode}: {value:.0f} vs {other:.0f}"
+    assert torch_run["zero-shot"].keys() == tf_run["zero-shot"].keys()
+    for target in torch_run["zero-shot"]:
+        value, other = torch_run["zero-shot"][target]["sampled"], tf_run["zero-shot"][target]["sampled"]
+        assert abs(value - other) <= ZERO_SHOT_BAND, f"zero-shot {target} sampled: {value:.0f} vs {other:.0f}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_zero_shot_returns_say_what_the_lesson_says(results, notebook):
+    zero = results[notebook]["zero-shot"]
+    assert zero["source"]["greedy"] >= SOLVED, zero  # the source task is solved
+    # gravity 40 "is not lost": greedy still balances for a long time, sampled drops quickly
+    assert zero["gravity 40"]["greedy"] >= zero["gravity 40"]["sampled"] + 50, zero
+    assert zero["gravity 40"]["sampled"] < SOLVED / 2, zero
+    # inverted actions are lost completely: shorter episodes than random pushes, greedy or sampled
+    assert max(zero["inverted actions"].values()) < RANDOM_ACTIONS, zero
