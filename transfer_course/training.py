@@ -184,6 +184,16 @@ def check_fit_args(epochs, lr, backbone_lr=None, schedule="constant", clip_grad_
                          "(one sub-folder of images per class) or the arrays passed to fit.")
 
 
+def check_backbone_and_head(model, part_type, kind: str) -> None:
+    """``backbone_lr`` needs a model with a ``backbone`` and a ``head`` part, each a ``part_type`` (``nn.Module``,
+    ``keras.layers.Layer``); otherwise a ``ValueError`` naming the model's class and the missing parts."""
+    missing = [part for part in ("backbone", "head") if not isinstance(getattr(model, part, None), part_type)]
+    if missing:
+        raise ValueError(f"backbone_lr needs a model with a `backbone` and a `head` {kind} (a TransferModel, or any "
+                         f"model with those two attributes); this {type(model).__name__} has no "
+                         f"{' and no '.join(f'`{m}`' for m in missing)}. Give it both, or train with lr alone.")
+
+
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
     """A positive integer, or a ``ValueError`` that says so."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

@@ -34,6 +34,7 @@ from ..training import (
     Digest,
     History,
     as_float_inputs,
+    check_backbone_and_head,
     check_batch_size,
     check_checkpoint_path,
     check_finite_inputs,
@@ -293,11 +294,7 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
         opt = _OPTIMIZERS[optimizer](learning_rate=schedule_fn, weight_decay=float(weight_decay),
                                      global_clipnorm=clip_grad_norm)
         if backbone_lr is not None:
-            missing = [p for p in ("backbone", "head") if not isinstance(getattr(model, p, None), keras.layers.Layer)]
-            if missing:
-                raise ValueError(f"backbone_lr needs a model with a `backbone` and a `head` layer (a TransferModel, or "
-                                 f"any model with those two attributes); this {type(model).__name__} has no "
-                                 f"{' and no '.join(f'`{m}`' for m in missing)}. Give it both, or train with lr alone.")
+            check_backbone_and_head(model, keras.layers.Layer, "layer")
             opt = discriminative_optimizer(opt, model.backbone.trainable_weights, backbone_lr / lr)
     scope = strategy.scope() if strategy is not None else _nullcontext()
     with scope:

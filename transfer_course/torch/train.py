@@ -32,6 +32,7 @@ from ..training import (
     Digest,
     EarlyStopper,
     History,
+    check_backbone_and_head,
     check_batch_size,
     check_checkpoint_path,
     check_finite_inputs,
@@ -112,11 +113,7 @@ def _param_groups(model, lr, backbone_lr):
                          "(or the top blocks) first.")
     if backbone_lr is None:
         return [{"params": trainable, "lr": lr}]
-    missing = [part for part in ("backbone", "head") if not isinstance(getattr(model, part, None), nn.Module)]
-    if missing:
-        raise ValueError(f"backbone_lr needs a model with a `backbone` and a `head` module (a TransferModel, or any "
-                         f"module with those two attributes); this {type(model).__name__} has no "
-                         f"{' and no '.join(f'`{m}`' for m in missing)}. Give it both, or train with lr alone.")
+    check_backbone_and_head(model, nn.Module, "module")
     pretrained = [p for p in model.backbone.parameters() if p.requires_grad]
     head = [p for p in model.head.parameters() if p.requires_grad]
     return [g for g in ({"params": pretrained, "lr": backbone_lr}, {"params": head, "lr": lr}) if g["params"]]
