@@ -50,10 +50,10 @@ def graded(tmp_path_factory):
 
     put("complete", complete())
     put("blank", blank())
-    put("wrong", _answer(complete(), "to_model_input", "def to_model_input(image):\n    import torch\n"
-                         "    return torch.zeros(1, 3, 224, 224)\n"))
-    put("syntax", _answer(complete(), "to_model_input", "def to_model_input(image:\n    return image\n"))
-    put("crash", _answer(complete(), "feature_extractor", "def feature_extractor(model):\n    return 1 / 0\n"))
+    # Two broken exercises in one notebook, the third intact: each costs only its own points
+    put("wrong+crash", _answer(_answer(complete(), "to_model_input", "def to_model_input(image):\n    import torch\n"
+                                       "    return torch.zeros(1, 3, 224, 224)\n"),
+                               "feature_extractor", "def feature_extractor(model):\n    return 1 / 0\n"))
     put("endless", _answer(complete(), "to_model_input", "while True:\n    pass\n"))
     put("exits", _answer(complete(), "feature_extractor", "import os\nos._exit(1)\n"))
     put("hog", _answer(complete(), "to_model_input", "import numpy as np\nbig = np.ones(3_000_000_000)\n"))
@@ -72,11 +72,11 @@ def graded(tmp_path_factory):
         if c.metadata.get("nbgrader", {}).get("grade_id") == "to_model_input-check":
             c.source = "pass"
     _answer(edited_check, "to_model_input", "def to_model_input(image):\n    return image\n")
-    put("editcheck", edited_check)
-    put("reads", _answer(complete(), "intermediate_features",
-                         f"open({str(ROOT / 'solutions' / (LESSON + '.ipynb'))!r}).read()\n"
-                         + next(c.source for c in complete().cells if c.metadata.get('nbgrader', {}).get('grade_id') == 'intermediate_features')))
-    put("writes", _answer(complete(), "intermediate_features", f"open({str(secret)!r}, 'w').write('x')\n"))
+    put("editcheck+writes", _answer(edited_check, "intermediate_features", f"open({str(secret)!r}, 'w').write('x')\n"))
+    put("syntax+reads", _answer(_answer(complete(), "to_model_input", "def to_model_input(image:\n    return image\n"),
+                                "intermediate_features",
+                                f"open({str(ROOT / 'solutions' / (LESSON + '.ipynb'))!r}).read()\n"
+                                + next(c.source for c in complete().cells if c.metadata.get('nbgrader', {}).get('grade_id') == 'intermediate_features')))
     other = subs / "other" / "02_feature_extraction_pytorch.ipynb"
     other.parent.mkdir(parents=True)
     nbformat.write(blank(), other)
@@ -99,29 +99,31 @@ def test_complete_scores_full_and_blank_scores_zero(graded):
 
 def test_one_wrong_exercise_costs_only_its_own_points(graded):
     by, *_ = graded
-    for student, exercise in (("wrong", "to_model_input"), ("syntax", "to_model_input"), ("crash", "feature_extractor"),
-                              ("endless", "to_model_input"), ("hog", "to_model_input"), ("renamed", "feature_extractor"),
-                              ("tamper", "to_model_input"), ("editcheck", "to_model_input"),
-                              ("reads", "intermediate_features"), ("writes", "intermediate_features")):
+    for student, broken in (("wrong+crash", {"to_model_input", "feature_extractor"}), ("endless", {"to_model_input"}),
+                            ("syntax+reads", {"to_model_input", "intermediate_features"}), ("hog", {"to_model_input"}),
+                            ("renamed", {"feature_extractor"}), ("tamper", {"to_model_input"}),
+                            ("editcheck+writes", {"to_model_input", "intermediate_features"})):
         r = by[student]
-        assert _score(r, exercise) == 0, (student, r)
-        assert r["exercises"][exercise]["feedback"], (student, "a reason is given")
-        others = [e for e in r["exercises"] if e != exercise]
-        assert all(_score(r, e) == 1 for e in others), (student, r["exercises"])
+        for exercise in broken:
+            assert _score(r, exercise) == 0, (student, exercise, r)
+            assert r["exercises"][exercise]["feedback"], (student, exercise, "a reason is given")
+        others = [e for e in r["exercises"] if e not in broken]
+        assert others and all(_score(r, e) == 1 for e in others), (student, r["exercises"])
 
 
 def test_reasons_say_what_happened(graded):
     by, *_ = graded
     fb = lambda s, e: by[s]["exercises"][e]["feedback"]  # noqa: E731
-    assert fb("wrong", "to_model_input").startswith("❌ to_model_input: values are in [0, 1]")
-    assert fb("syntax", "to_model_input").startswith("the answer cell failed: SyntaxError")
+    assert fb("wrong+crash", "to_model_input").startswith("❌ to_model_input: values are in [0, 1]")
+    assert fb("syntax+reads", "to_model_input").startswith("the answer cell failed: SyntaxError")
     assert "time limit per cell" in fb("endless", "to_model_input")
-    assert "ZeroDivisionError" in fb("crash", "feature_extractor")
+    assert "ZeroDivisionError" in fb("wrong+crash", "feature_extractor")
     assert "deleted or renamed" in fb("renamed", "feature_extractor")
     assert "lesson" in fb("tamper", "to_model_input") and "grading machinery" in fb("tamper", "to_model_input")
     assert fb("hog", "to_model_input").startswith("the answer cell failed: MemoryError")
-    assert "does not let a submission read" in fb("reads", "intermediate_features")
-    assert "does not let a submission write" in fb("writes", "intermediate_features")
+    assert "does not let a submission read" in fb("syntax+reads", "intermediate_features")
+    assert "does not let a submission write" in fb("editcheck+writes", "intermediate_features")
+    assert fb("editcheck+writes", "to_model_input").startswith("❌ to_model_input")  # the released check ran
 
 
 def test_a_dying_kernel_a_flood_and_a_broken_file_do_not_stop_the_run(graded):
