@@ -33,11 +33,17 @@ lab: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/jupyter lab --notebook-dir=lessons $(ALLOW_ROOT) $(LAB_ARGS)
 
 # PyTorch and TensorFlow tests run in separate processes: importing torchvision after tensorflow
-# in one process can crash, and each side must work without the other anyway.
+# in one process can crash, and each side must work without the other anyway. The two suites run side by side (each
+# keeps about one core busy on average); the PyTorch suite's report is printed when both have finished.
 test-unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/torch --ignore=tests/tensorflow --ignore=tests/browser
-	$(PY) -m pytest tests/torch
-	$(PY) -m pytest tests/tensorflow
+	@mkdir -p .test-logs; \
+	$(PY) -m pytest tests/torch > .test-logs/torch.log 2>&1 & torch_pid=$$!; \
+	$(PY) -m pytest tests/tensorflow; tf_status=$$?; \
+	wait $$torch_pid; torch_status=$$?; \
+	echo "---- tests/torch ----"; cat .test-logs/torch.log; \
+	echo "tests/torch exit $$torch_status, tests/tensorflow exit $$tf_status"; \
+	test $$torch_status -eq 0 && test $$tf_status -eq 0
 
 # Every notebook runs as a test in the quick profile. Here, under nbval: all of lessons/ (the student versions, exercises
 # blank) and the solutions that no results test runs. The solutions of lessons 02 onwards run in the results tests of
@@ -70,4 +76,4 @@ doctor: $(STAMP)
 	$(VENV)/bin/transfer-course doctor
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .test-logs
