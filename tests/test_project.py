@@ -1,4 +1,5 @@
 """The project as a whole: set-up files agree, frameworks stay apart, and give the same answers."""
+import importlib.util
 import json
 import os
 import re
@@ -120,6 +121,18 @@ def test_doctor_reports_everything():
     assert info["environment"] in ("local", "Binder", "Google Colab") and info["cache_dir"]
     text = _run("from transfer_course.cli import main; main(['doctor'])")
     assert "What to do:" in text and "Cache directory:" in text
+
+
+def test_doctor_runs_without_a_google_package(monkeypatch):
+    """A PyTorch-only environment may have no `google` namespace package at all (TensorFlow's protobuf brings one):
+    looking for google.colab must then say "not Colab", not raise."""
+    from transfer_course import doctor
+
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.setitem(sys.modules, "google", None)  # importing `google` now fails, as where it is not installed
+    with pytest.raises(ImportError):
+        importlib.util.find_spec("google.colab")
+    assert doctor._platform() in ("local", "Binder")
 
 
 def test_build_lessons_cli(tmp_path):

@@ -46,8 +46,17 @@ def _probe(framework: str, timeout: float = 120.0) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _in_colab() -> bool:
+    if "COLAB_RELEASE_TAG" in os.environ:
+        return True
+    try:  # find_spec of a submodule imports its parent, and raises when there is no `google` package at all
+        return importlib.util.find_spec("google.colab") is not None
+    except ImportError:
+        return False
+
+
 def _platform() -> str:
-    if "COLAB_RELEASE_TAG" in os.environ or importlib.util.find_spec("google.colab") is not None:
+    if _in_colab():
         return "Google Colab"
     if "BINDER_SERVICE_HOST" in os.environ or "BINDER_REQUEST" in os.environ or "BINDER_LAUNCH_HOST" in os.environ:
         return "Binder"
