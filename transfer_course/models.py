@@ -18,7 +18,8 @@ from .errors import WeightsUnavailableError, choices_message
 
 __all__ = [
     "ModelSpec", "MODEL_SPECS", "get_spec", "check_head", "head_classes", "check_head_output", "block_key", "check_unfreeze_top", "check_preprocessed_images", "as_model_input", "label_predictions", "check_feature_map_stages",
-    "OFFLINE_WEIGHTS_HINT", "preprocess", "resize_and_crop",
+    "OFFLINE_WEIGHTS_HINT", "preprocess", "resize_and_crop", "prepare_pixels", "normalize_pixels",
+    "normalization_constants", "check_normalization", "CAFFE_MEAN_BGR",
     "LITE0_STAGES", "lite0_parameter_names", "efficientnet_lite0_weights", "efficientnet_lite0_weights_path",
 ]
 
@@ -30,6 +31,7 @@ _MEAN_STD = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+CAFFE_MEAN_BGR = _CAFFE_MEAN_BGR  #: what ``caffe`` normalisation subtracts, BGR, in [0, 255]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,19 +213,15 @@ def resize_and_crop(image: np.ndarray, size: int, crop_pct: float = 0.875) -> np
     return resized[top:top + size, left:left + size]
 
 
-def preprocess(images, spec: ModelSpec | str = "inception", size: int | None = None, crop: bool = True) -> np.ndarray:
-    """uint8 image(s) -> float32 ``(N, size, size, 3)`` ready for the model.
+def prepare_pixels(images, spec: ModelSpec | str = "inception", size: int | None = None,
+                   crop: bool = True) -> np.ndarray:
+    """The first half of :func:`preprocess`: uint8 image(s) -> uint8 ``(N, size, size, 3)``, resized and cropped.
 
-    Accepts one image (``(H, W)``, ``(H, W, 1|3|4)``) or a batch (``(N, H, W, 1|3|4)`` array or a list of
-    images). Grayscale becomes 3 equal channels and RGBA is composited over white, as for image files.
-    The normalisation must be the one the weights were trained with; ``spec`` is a
-    :class:`ModelSpec` or a normalisation name.
+    Loaders keep these in memory (a quarter of the float32 size) and finish with :func:`normalize_pixels`.
     """
     from .data.folder import ensure_rgb
 
-    norm = spec.normalization if isinstance(spec, ModelSpec) else spec
-    if norm not in (*_MEAN_STD, "caffe"):
-        raise ValueError(choices_message("normalization", norm, (*_MEAN_STD, "caffe")))
+    check_normalization(spec)
     size = size or (spec.input_size if isinstance(spec, ModelSpec) else 224)
     crop_pct = spec.crop_pct if isinstance(spec, ModelSpec) else 0.875
     if isinstance(images, np.ndarray):
@@ -238,11 +236,45 @@ def preprocess(images, spec: ModelSpec | str = "inception", size: int | None = N
                             "Pass the raw image; preprocess does the scaling.")
         image = ensure_rgb(image)
         out.append(resize_and_crop(image, size, crop_pct) if crop else resize_and_crop(image, size, 1.0))
-    x = np.stack(out).astype(np.float32)
+    return np.stack(out)
+
+
+def check_normalization(spec: ModelSpec | str) -> str:
+    """The normalisation name of ``spec`` (a :class:`ModelSpec` or a name), checked."""
+    norm = spec.normalization if isinstance(spec, ModelSpec) else spec
+    if norm not in (*_MEAN_STD, "caffe"):
+        raise ValueError(choices_message("normalization", norm, (*_MEAN_STD, "caffe")))
+    return norm
+
+
+def normalization_constants(spec: ModelSpec | str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mean, std)`` in [0, 1] units (float32, RGB), or ``None`` for ``caffe`` (BGR, minus the mean in [0, 255])."""
+    norm = check_normalization(spec)
     if norm == "caffe":
-        return x[..., ::-1] - _CAFFE_MEAN_BGR
+        return None
     mean, std = (np.asarray(v, dtype=np.float32) for v in _MEAN_STD[norm])
+    return mean, std
+
+
+def normalize_pixels(pixels: np.ndarray, spec: ModelSpec | str = "inception") -> np.ndarray:
+    """The second half of :func:`preprocess`: uint8 ``(..., 3)`` pixels -> float32 model input."""
+    x = np.asarray(pixels).astype(np.float32)
+    constants = normalization_constants(spec)
+    if constants is None:
+        return x[..., ::-1] - _CAFFE_MEAN_BGR
+    mean, std = constants
     return (x / 255.0 - mean) / std
+
+
+def preprocess(images, spec: ModelSpec | str = "inception", size: int | None = None, crop: bool = True) -> np.ndarray:
+    """uint8 image(s) -> float32 ``(N, size, size, 3)`` ready for the model.
+
+    Accepts one image (``(H, W)``, ``(H, W, 1|3|4)``) or a batch (``(N, H, W, 1|3|4)`` array or a list of
+    images). Grayscale becomes 3 equal channels and RGBA is composited over white, as for image files.
+    The normalisation must be the one the weights were trained with; ``spec`` is a
+    :class:`ModelSpec` or a normalisation name.
+    """
+    return normalize_pixels(prepare_pixels(images, spec, size, crop), spec)
 
 
 # --- EfficientNet-Lite0 -------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -27,3 +28,45 @@ def test_a_broken_file_is_reported_before_training(image_tree):
     (image_tree / "train" / "bee" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ImageDecodeError, match="broken.jpg"):
         image_folder_loader(image_tree, "train", image_size=16)
+
+
+@pytest.mark.parametrize("model", ["efficientnet_lite0", "resnet50"])  # inception and caffe normalisation
+def test_loader_gives_exactly_what_preprocess_gives(image_tree, model):
+    """The loader keeps resized uint8 pixels and normalises each batch: the numbers must not change."""
+    from transfer_course.data import load_split
+    from transfer_course.models import get_spec, preprocess
+
+    ds = image_folder_loader(image_tree, "val", model=model, image_size=24, batch_size=4)
+    x = np.concatenate([b.numpy() for b, _ in ds])
+    images, _, _ = load_split(image_tree, "val")
+    np.testing.assert_array_equal(x, preprocess(images, get_spec(model, "tensorflow"), size=24))
+
+
+@pytest.mark.parametrize("norm", ["inception", "imagenet", "caffe"])
+def test_batch_normaliser_matches_numpy_for_every_normalisation(norm):
+    from transfer_course.models import normalize_pixels
+    from transfer_course.tensorflow.data import _normalizer
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 5, 7, 3), dtype=np.uint8)
+    x, y = _normalizer(norm)(tf.constant(pixels), tf.constant([0, 1, 2]))
+    np.testing.assert_array_equal(x.numpy(), normalize_pixels(pixels, norm))
+    assert y.numpy().tolist() == [0, 1, 2]
+
+
+def test_the_loader_cache_holds_uint8_pixels(image_tree, monkeypatch):
+    """What the loader keeps in memory is a quarter of float32: it decodes and resizes to uint8 once."""
+    import transfer_course.tensorflow.data as D
+
+    seen = []
+    real = D.prepare_pixels
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(D, "prepare_pixels", spy)
+    ds = image_folder_loader(image_tree, "train", image_size=16, batch_size=4, shuffle=False)
+    for _ in range(2):  # two epochs: the second is served from the cache
+        assert [tuple(b.shape) for b, _ in ds] == [(4, 16, 16, 3)] * 3
+    assert seen == [np.uint8] * 12  # each of the 12 files decoded once, as uint8

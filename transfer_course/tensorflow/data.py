@@ -8,7 +8,7 @@ from keras import layers
 
 from ..training import as_float_inputs, check_batch_size, class_indices
 from ..data.folder import load_image, scan_image_folder, verify_images
-from ..models import ModelSpec, get_spec, preprocess
+from ..models import CAFFE_MEAN_BGR, ModelSpec, get_spec, normalization_constants, prepare_pixels
 
 __all__ = ["image_folder_loader", "augmentation", "array_loader"]
 
@@ -30,8 +30,9 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
                         class_names=None, num_workers: int = 0, seed: int = 0, augment=False) -> tf.data.Dataset:
     """A batched, prefetching ``tf.data.Dataset`` of ``(images (N, size, size, 3), labels)`` over ``root/split``.
 
-    Images are preprocessed the way ``model`` was trained (the same function as the PyTorch side) and
-    kept in memory after the first epoch; ``shuffle`` defaults to True for the train split;
+    Images are preprocessed the way ``model`` was trained (the same numbers as ``preprocess``, shared with the
+    PyTorch side); after the first epoch they are kept in memory resized, as uint8, and normalised one batch at a
+    time. ``shuffle`` defaults to True for the train split;
     ``augment=True`` applies :func:`augmentation` (or pass your own layer). The dataset's ``.folder``
     keeps the file list and class names. ``num_workers`` > 0 decodes in parallel.
     """
@@ -42,10 +43,10 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     paths = np.asarray([str(p) for p in folder.paths])
 
     def load(path):
-        return preprocess(load_image(path.decode()), spec, size=size)[0]
+        return prepare_pixels(load_image(path.decode()), spec, size=size)[0]  # uint8: a quarter of float32 in the cache
 
     def tf_load(path, label):
-        x = tf.numpy_function(load, [path], tf.float32, stateful=False)
+        x = tf.numpy_function(load, [path], tf.uint8, stateful=False)
         x.set_shape((size, size, 3))
         return x, label
 
@@ -53,7 +54,7 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     ds = (ds.map(tf_load, num_parallel_calls=num_workers, deterministic=True) if num_workers else ds.map(tf_load)).cache()
     if split == "train" if shuffle is None else shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size).map(_normalizer(spec))  # the same numbers as preprocess(), one batch at a time
     if augment:
         layer = augmentation(seed=seed) if augment is True else augment
         ds = ds.map(lambda x, y: (layer(x, training=True), y))  # one batch at a time: the layer is vectorised
@@ -61,6 +62,20 @@ def image_folder_loader(root, split: str = "train", model: str | ModelSpec = "ef
     ds.folder = folder
     ds.image_size = size
     return ds
+
+
+def _normalizer(spec: ModelSpec):
+    """``(uint8 images, labels) -> (float32 model input, labels)``, the TensorFlow twin of ``normalize_pixels``."""
+    constants = normalization_constants(spec)
+
+    def normalize(x, y):
+        x = tf.cast(x, tf.float32)
+        if constants is None:  # caffe: BGR, minus the mean
+            return tf.reverse(x, axis=[-1]) - CAFFE_MEAN_BGR, y
+        mean, std = constants
+        return (x / 255.0 - mean) / std, y
+
+    return normalize
 
 
 def array_loader(x, y, batch_size: int = 32, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
