@@ -31,6 +31,7 @@ _MEAN_STD = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+_CAFFE_MEAN_BGR.flags.writeable = False
 CAFFE_MEAN_BGR = _CAFFE_MEAN_BGR  #: what ``caffe`` normalisation subtracts, BGR, in [0, 255]
 
 

@@ -213,7 +213,8 @@ def _resume(folder: Path, model, optimizer="adamw", lr=None, backbone_lr=None, w
             f"{folder} was saved by a run with another optimizer set-up ({saved}), not this one ({now}). Resuming "
             "would mix the two. Call fit with the saved run's optimizer, lr, backbone_lr and weight_decay to continue "
             "it, or use a new checkpoint folder to start a new run.")
-    model.optimizer.build(model.trainable_variables)  # the optimizer's slots must exist to receive their values
+    if not model.optimizer.built:  # the optimizer's slots must exist to receive their values
+        model.optimizer.build(model.trainable_variables)
     weights = folder / "model.weights.h5"
     if not weights.is_file() or weights.stat().st_size == 0:
         raise CheckpointMismatchError(f"{weights} is missing or empty: the checkpoint was not written completely. "
@@ -296,12 +297,17 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
         if backbone_lr is not None:
             check_backbone_and_head(model, keras.layers.Layer, "layer")
             opt = discriminative_optimizer(opt, model.backbone.trainable_weights, backbone_lr / lr)
+    if _workers(strategy) is not None and getattr(model, "_distribute_strategy", None) is not strategy:
+        raise ValueError("The model was not built in this strategy's scope. Create it inside `with strategy.scope():` "
+                         "so its variables are mirrored on every worker, then call fit.")
     scope = strategy.scope() if strategy is not None else _nullcontext()
     with scope:
         model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         # The optimizer's moments are created now, eagerly. Created during the first traced step instead, each one
         # is guarded by a graph branch: 600 extra graph functions for Lite0, and about 70 MB more at the peak.
-        opt.build(model.trainable_variables)
+        # model.optimizer: compile may have wrapped opt (a loss-scaling optimizer for float16).
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
     if _workers(strategy) is not None:
         return _fit_workers(model, strategy, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
                             checkpoint=checkpoint, progress=progress, on_epoch_end=on_epoch_end,
@@ -325,10 +331,12 @@ def fit(model: keras.Model, train, val=None, *, epochs: int = 5, lr: float = 1e-
         if start:
             epochs_ds = epochs_ds.skip(start * steps)
     release_memory()  # start from what is really in use, not from the previous step's freed pages
-    with tf.device(device) if device else _nullcontext():
-        model.fit(epochs_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, steps_per_epoch=per_epoch,
-                  verbose=0, callbacks=callbacks, shuffle=False)
-    _drop_compiled_functions(model)
+    try:
+        with tf.device(device) if device else _nullcontext():
+            model.fit(epochs_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, steps_per_epoch=per_epoch,
+                      verbose=0, callbacks=callbacks, shuffle=False)
+    finally:
+        _drop_compiled_functions(model)
     release_memory()
     return history
 
@@ -374,10 +382,7 @@ def _fit_workers(model, strategy, train, val, *, epochs, batch_size, seed, check
     if early_stopping:
         raise ValueError("early_stopping is not available in a multi-worker run; train a fixed number of epochs and "
                          "keep a checkpoint, or choose the epochs in a one-process run.")
-    if getattr(model, "_distribute_strategy", None) is not strategy:
-        raise ValueError("The model was not built in this strategy's scope. Create it inside `with strategy.scope():` "
-                         "so its variables are mirrored on every worker, then call fit.")
-    rank, workers = _workers(strategy)
+    rank, workers = _workers(strategy)  # fit has checked that the model was built in this strategy's scope
     replicas = strategy.num_replicas_in_sync
     (x, y), val_arrays = _arrays(train, "training"), None if val is None else _arrays(val, "validation")
     check_shardable(len(x), workers)
