@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..training import as_float_inputs, check_batch_size, class_indices
 from ..data.folder import ImageFolder, load_image, scan_image_folder, verify_images
-from ..models import ModelSpec, get_spec, preprocess
+from ..models import ModelSpec, get_spec, normalize_pixels, prepare_pixels
 
 __all__ = ["ImageFolderDataset", "image_folder_loader", "augmentation", "array_loader"]
 
@@ -27,8 +27,9 @@ def augmentation(flip: bool = True, rotate: float = 15.0, zoom: float = 0.3, shi
 class ImageFolderDataset(Dataset):
     """``(image tensor (3, size, size), label)`` pairs from an :class:`ImageFolder`, preprocessed for ``spec``.
 
-    Decoded, preprocessed images are kept in memory after their first use (the lessons' datasets
-    are small); ``transform`` (e.g. :func:`augmentation`) runs on every access.
+    Decoded images are kept in memory after their first use, resized, as uint8 (a quarter of float32), and
+    normalised on every access: the same numbers as ``preprocess``. ``transform`` (e.g. :func:`augmentation`)
+    runs on every access.
     """
 
     def __init__(self, folder: ImageFolder, spec: ModelSpec, image_size: int, transform=None, keep_in_memory: bool = True):
@@ -39,12 +40,12 @@ class ImageFolderDataset(Dataset):
         return len(self.folder)
 
     def __getitem__(self, i: int):
-        x = self._memory.get(i) if self._memory is not None else None
-        if x is None:
-            image = load_image(self.folder.paths[i])
-            x = torch.from_numpy(np.ascontiguousarray(preprocess(image, self.spec, size=self.image_size)[0].transpose(2, 0, 1)))
+        pixels = self._memory.get(i) if self._memory is not None else None
+        if pixels is None:
+            pixels = prepare_pixels(load_image(self.folder.paths[i]), self.spec, size=self.image_size)[0]
             if self._memory is not None:
-                self._memory[i] = x
+                self._memory[i] = pixels
+        x = torch.from_numpy(np.ascontiguousarray(normalize_pixels(pixels, self.spec).transpose(2, 0, 1)))
         return (self.transform(x) if self.transform else x), int(self.folder.labels[i])
 
 
